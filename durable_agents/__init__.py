@@ -1,0 +1,43 @@
+"""durable_agents: pydantic-ai agents that survive crashes, restarts and deploys.
+
+The root package is engine-neutral and imports no engine. Wrap an agent with the engine's
+wrapper (`durable_agents.dbos.DBOSAgent`, `durable_agents.temporal.TemporalAgent`,
+`durable_agents.prefect.PrefectAgent`, `durable_agents.local.LocalAgent`) or by name:
+
+```python
+from durable_agents import durable
+
+durable_agent = durable(agent, engine="dbos")
+```
+"""
+
+from ._agent import DurableAgent, ParallelExecutionMode
+from ._config import UnitConfigs
+from ._engine import (
+    EngineCapabilities,
+    EngineInfo,
+    available_engines,
+    configure,
+    durable,
+    get_engine,
+    register_engine,
+)
+from ._units import Unit, UnitKind, unit_name
+
+__all__ = [
+    "DurableAgent",
+    "EngineCapabilities",
+    "EngineInfo",
+    "ParallelExecutionMode",
+    "Unit",
+    "UnitConfigs",
+    "UnitKind",
+    "available_engines",
+    "configure",
+    "durable",
+    "get_engine",
+    "register_engine",
+    "unit_name",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,383 @@
+"""The behaviour every durable agent shares, whatever its engine.
+
+[`DurableAgent`][durable_agents.DurableAgent] is a pydantic-ai `WrapperAgent`. Built once per
+agent, before the engine starts, it:
+
+- checks the agent (a name is required) and the unit configs (keys are validated);
+- finds every leaf toolset and wraps it (see `_toolset.py`), and builds the agent's units:
+  [`units`][durable_agents.DurableAgent.units] is what engine adapters register;
+- at run time, inside a container, runs the wrapped agent with its model and toolsets replaced
+  by the durable stand-ins, so orchestration (the agent graph, history processors, usage limits,
+  output validation) stays in the container and every I/O operation becomes a unit.
+
+Engine adapters subclass it and implement four things: whether the code is in a container
+([`in_container`][durable_agents.DurableAgent.in_container]), a deterministic key per run
+([`new_run_key`][durable_agents.DurableAgent.new_run_key]), how to run a unit
+([`execute_unit`][durable_agents.DurableAgent.execute_unit]), and what `run()` does outside a
+container ([`run_outside_container`][durable_agents.DurableAgent.run_outside_container]).
+
+| method | inside a container | outside a container |
+|---|---|---|
+| `run`, `run_sync` | durable run: units for every I/O | engine-specific (start a container, or bare) |
+| `iter`, `run_stream`, `run_stream_events` | `ContainerUsageError` | like the bare agent (not durable) |
+| `override(model=...)` | the model must be registered | like the bare agent |
+| `override(tools=/toolsets=)` | `ContainerUsageError` | `ContainerUsageError` (fixed at wrapping) |
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from typing import Any, ClassVar, Literal
+
+from pydantic_ai.agent import AbstractAgent, EventStreamHandler, WrapperAgent
+from pydantic_ai.models import Model, infer_model
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.run import AgentRun, AgentRunResult
+from pydantic_ai.tools import AgentDepsT
+from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionToolset
+from pydantic_ai.toolsets.abstract import AGENT_TOOLSET_ID
+
+from ._codec import DepsCodec, check_size
+from ._config import UnitConfigs
+from ._engine import EngineCapabilities
+from ._events import collect_events, events_unit_body
+from ._model import DurableModel, model_unit_body
+from ._run import CURRENT_RUN, RunState
+from ._toolset import DurableToolset, is_static, list_unit_body, tool_unit_body
+from ._units import Unit, UnitKind, unit_name
+from .exceptions import (
+    AgentNameRequiredError,
+    ConfigurationError,
+    ContainerUsageError,
+    ToolsetIdRequiredError,
+    UnregisteredModelError,
+    UnsupportedCapabilityError,
+)
+
+__all__ = ["DurableAgent", "ParallelExecutionMode"]
+
+ParallelExecutionMode = Literal["parallel_ordered_events", "sequential"]
+"""How tool calls of one model response run in a container: concurrently with their events in call
+order (the default), or one after another."""
+
+_RUN_HANDLER: ContextVar[EventStreamHandler[Any] | None] = ContextVar("durable_agents_run_handler", default=None)
+_MODEL_OVERRIDE: ContextVar[Model | str | None] = ContextVar("durable_agents_model_override", default=None)
+
+# How the agent's own function toolset (id '<agent>') is called in unit names.
+_AGENT_TOOLSET_UNIT_ID = "agent"
+
+
+class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
+    """A pydantic-ai agent whose runs are durable on an engine. Engine adapters subclass it."""
+
+    engine: ClassVar[str]
+    """The engine's registry name."""
+    capabilities: ClassVar[EngineCapabilities]
+    """What the engine can do."""
+    max_payload_bytes: int | None = None
+    """The largest unit input or output the engine accepts, if it has a limit."""
+
+    def __init__(
+        self,
+        wrapped: AbstractAgent[AgentDepsT, OutputDataT],
+        *,
+        unit_configs: UnitConfigs,
+        models: Mapping[str, Model | str] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
+        require: Iterable[str] = (),
+    ) -> None:
+        """Wrap `wrapped` for durable execution.
+
+        Args:
+            wrapped: The agent to make durable. It must have a `name`.
+            unit_configs: The engine's per-unit configs, layered (see `_config.py`).
+            models: Models a run may select with `run(model='<key>')`, besides the agent's own model and
+                `'provider:model'` strings. Model instances must be registered here to be usable in a container.
+            event_stream_handler: Called with the live model stream inside model units and with agent-level
+                events through events units. Defaults to the agent's own handler.
+            parallel_execution_mode: How tool calls of one model response run; both choices are deterministic.
+            require: Capabilities the engine must have; a missing one fails here, not mid-run.
+        """
+        super().__init__(wrapped)
+        name = wrapped.name
+        if not name:
+            raise AgentNameRequiredError()
+        self._name = name
+        self.capabilities.check(self.engine, require)
+        if parallel_execution_mode not in ("parallel_ordered_events", "sequential"):
+            raise UnsupportedCapabilityError(
+                f"parallel_execution_mode={parallel_execution_mode!r} is not deterministic enough for a durable run. "
+                "Use 'parallel_ordered_events' (concurrent, events in call order) or 'sequential'."
+            )
+        self._parallel_mode: ParallelExecutionMode = parallel_execution_mode
+        self.unit_configs = unit_configs
+        self.deps_codec = DepsCodec(wrapped.deps_type)
+        self._models: dict[str, Model | str] = dict(models or {})
+        for key, value in self._models.items():
+            if not isinstance(key, str) or not isinstance(value, Model | str):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise ConfigurationError(
+                    f"models= maps names to Model instances or 'provider:model' strings; got {key!r}: {value!r}."
+                )
+        self._handler: EventStreamHandler[Any] | None = event_stream_handler or wrapped.event_stream_handler
+        self._unit_models: dict[str | None, Model] = {}
+
+        self.model_unit = Unit(
+            unit_name(name, UnitKind.MODEL),
+            UnitKind.MODEL,
+            functools.partial(model_unit_body, self),
+            unit_configs.for_model(),
+        )
+        self.events_unit = Unit(
+            unit_name(name, UnitKind.EVENTS),
+            UnitKind.EVENTS,
+            functools.partial(events_unit_body, self),
+            unit_configs.for_events(),
+        )
+        self._leaves: dict[str, DurableToolset] = {}
+        self._toolsets: list[AbstractToolset[Any]] = [ts.visit_and_replace(self._wrap_leaf) for ts in wrapped.toolsets]
+        self._check_tool_opt_outs()
+
+    # ----------------------------------------------------------------- construction helpers
+
+    def _wrap_leaf(self, leaf: AbstractToolset[Any]) -> AbstractToolset[Any]:
+        if isinstance(leaf, DurableToolset | ExternalToolset):
+            return leaf  # external tools are never called by the agent: nothing to make durable
+        raw_id = leaf.id
+        if raw_id is None:
+            raise ToolsetIdRequiredError(leaf.label, self._name)
+        toolset_id = _AGENT_TOOLSET_UNIT_ID if raw_id == AGENT_TOOLSET_ID else raw_id
+        if toolset_id in self._leaves:
+            raise ConfigurationError(
+                f"Two toolsets of agent {self._name!r} have the id {toolset_id!r}; unit names would collide. "
+                "Fix: give each toolset a unique `id`."
+            )
+        static = is_static(leaf)
+        durable = DurableToolset(wrapped=leaf, owner=self, toolset_id=toolset_id, static=static)
+        durable.call_unit = Unit(
+            unit_name(self._name, UnitKind.TOOL, toolset_id),
+            UnitKind.TOOL,
+            functools.partial(tool_unit_body, self, durable),
+            self.unit_configs.for_toolset(toolset_id),
+            toolset_id,
+        )
+        if not static:
+            durable.list_unit = Unit(
+                unit_name(self._name, UnitKind.LIST, toolset_id),
+                UnitKind.LIST,
+                functools.partial(list_unit_body, self, durable),
+                self.unit_configs.for_toolset(toolset_id),
+                toolset_id,
+            )
+        self._leaves[toolset_id] = durable
+        return durable
+
+    def _check_tool_opt_outs(self) -> None:
+        static_tools = {
+            tool: leaf
+            for leaf in self._leaves.values()
+            if leaf.static and isinstance(leaf.wrapped, FunctionToolset)
+            for tool in leaf.wrapped.tools
+        }
+        for tool_name, cfg in self.unit_configs.tools.items():
+            if cfg is None and tool_name not in static_tools:
+                raise ConfigurationError(
+                    f"Tool {tool_name!r} opted out of running as a unit (config None), but it is not a function tool "
+                    f"of agent {self._name!r}. Only function tools can run inline in the container; tools of MCP "
+                    "servers and dynamic toolsets always run as units. Fix: remove the None entry or correct the name."
+                )
+
+    # ----------------------------------------------------------------- what adapters register
+
+    @property
+    def name(self) -> str:
+        """The agent's name; every unit name starts with it."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
+        raise ConfigurationError("A durable agent's name is fixed when it is wrapped: units are named after it.")
+
+    @property
+    def units(self) -> list[Unit]:
+        """Every unit of this agent, for engine adapters to register."""
+        units = [self.model_unit, self.events_unit]
+        for leaf in self._leaves.values():
+            units.extend(u for u in (leaf.list_unit, leaf.call_unit) if u is not None)
+        return units
+
+    @property
+    def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        """The handler units call (the one given to the wrapper, else the agent's)."""
+        return self._handler
+
+    @property
+    def toolsets(self) -> Sequence[AbstractToolset[AgentDepsT]]:
+        """The agent's toolsets, with every leaf replaced by its durable stand-in."""
+        return self._toolsets
+
+    # ----------------------------------------------------------------- engine hooks
+
+    @abstractmethod
+    def in_container(self) -> bool:
+        """Whether the calling code runs inside a container of this engine."""
+
+    @abstractmethod
+    def new_run_key(self) -> str:
+        """A key unique to this agent run, and the same when the container is replayed."""
+
+    @abstractmethod
+    async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
+        """Run `unit.body(payload)` as a unit of the engine, with the given config, and return its output."""
+
+    @abstractmethod
+    async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
+        """What `run()` does when called outside a container."""
+
+    # ----------------------------------------------------------------- used by the unit modules
+
+    async def call_unit(
+        self, unit: Unit, payload: bytes, *, label: str, config: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """Check the payload against the engine's limit, then run the unit."""
+        check_size(len(payload), self.max_payload_bytes, f"The input of unit {label}")
+        return await self.execute_unit(unit, payload, unit.config if config is None else config, label)
+
+    def resolve_unit_model(self, key: str | None) -> Model:
+        """The real model for a model key, on the unit side (cached per process)."""
+        model = self._unit_models.get(key)
+        if model is None:
+            if key is None:
+                spec = self.wrapped.model
+                if spec is None:
+                    raise ConfigurationError(
+                        f"Agent {self._name!r} has no model; pass one at construction or run time."
+                    )
+            elif key.startswith("m:"):
+                spec = self._models[key[2:]]
+            else:
+                spec = key[2:]
+            model = infer_model(spec)
+            self._unit_models[key] = model
+        return model
+
+    def unit_event_handler(self) -> EventStreamHandler[Any] | None:
+        """The handler for the unit running now: the run's own one (in-process engines) or the wrapper's."""
+        return _RUN_HANDLER.get() or self._handler
+
+    def _resolve_run_model(self, model: Model | str | None) -> tuple[str | None, Model]:
+        model = model or _MODEL_OVERRIDE.get()
+        if model is None:
+            return None, self.resolve_unit_model(None)
+        if isinstance(model, str):
+            if model in self._models:
+                return f"m:{model}", self.resolve_unit_model(f"m:{model}")
+            return f"i:{model}", self.resolve_unit_model(f"i:{model}")
+        for key, registered in self._models.items():
+            if registered is model:
+                return f"m:{key}", model
+        if model is self.wrapped.model:
+            return None, model
+        raise UnregisteredModelError(
+            f"Model {model!r} was passed to a run of {self._name!r} inside a container, but units resolve models by "
+            "name on the worker and this instance is not registered. Fix: pass it as `models={'name': model}` "
+            "when building the wrapper and run with `model='name'`, or pass a 'provider:model' string."
+        )
+
+    # ----------------------------------------------------------------- running
+
+    async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Run the agent durably (inside a container), or as the engine does outside one.
+
+        Takes the same arguments as [`Agent.run`][pydantic_ai.agent.AbstractAgent.run].
+        """
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if self.in_container():
+            return await self.run_in_container(user_prompt, **kwargs)
+        return await self.run_outside_container(user_prompt, **kwargs)
+
+    async def run_in_container(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
+        """The durable run: the agent graph here, every I/O operation in a unit."""
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs.pop("infer_name", None)
+        run_handler: EventStreamHandler[Any] | None = kwargs.pop("event_stream_handler", None)
+        if run_handler is not None and not self.capabilities.per_run_event_handler:
+            raise UnsupportedCapabilityError(
+                f"The {self.engine} engine cannot take an event_stream_handler per run: units run on workers that "
+                f"cannot receive a function. Fix: pass `event_stream_handler=` when building the {type(self).__name__}."
+            )
+        if kwargs.get("toolsets"):
+            raise ContainerUsageError(
+                "Run-time toolsets cannot be used inside a container: their tools would have no registered units. "
+                "Fix: add the toolsets to the Agent before wrapping it."
+            )
+        model_key, model = self._resolve_run_model(kwargs.pop("model", None))
+        deps_bytes = self.deps_codec.check(kwargs.get("deps"))
+        run_key = self.new_run_key()
+        kwargs.setdefault("run_id", run_key)
+        if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
+            kwargs["conversation_id"] = run_key
+        handler = run_handler or self._handler
+        state = RunState(self._name, run_key, model_key, deps_bytes, handler)
+        run_token = CURRENT_RUN.set(state)
+        handler_token = _RUN_HANDLER.set(run_handler)
+        try:
+            with (
+                self.wrapped.override(model=DurableModel(model, self), tools=[], toolsets=self._toolsets),
+                AbstractAgent.parallel_tool_call_execution_mode(self._parallel_mode),
+            ):
+                return await self.wrapped.run(
+                    user_prompt, event_stream_handler=collect_events(self) if handler else None, **kwargs
+                )
+        finally:
+            _RUN_HANDLER.reset(handler_token)
+            CURRENT_RUN.reset(run_token)
+
+    def _refuse_in_container(self, method: str) -> None:
+        if self.in_container():
+            raise ContainerUsageError(
+                f"`{method}` cannot be used inside a container: tokens cannot stream out of a workflow or flow. "
+                "Fix: use `run()` and an `event_stream_handler` (it sees the live model stream inside the model unit)."
+            )
+
+    @asynccontextmanager
+    async def iter(self, *args: Any, **kwargs: Any) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like [`Agent.iter`][pydantic_ai.agent.AbstractAgent.iter] outside a container; refused in one."""
+        self._refuse_in_container("iter")
+        async with self.wrapped.iter(*args, **kwargs) as agent_run:
+            yield agent_run
+
+    def run_stream(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like [`Agent.run_stream`][pydantic_ai.agent.AbstractAgent.run_stream] outside a container; refused in one."""
+        self._refuse_in_container("run_stream")
+        return self.wrapped.run_stream(*args, **kwargs)
+
+    def run_stream_events(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like `Agent.run_stream_events` outside a container; refused inside one."""
+        self._refuse_in_container("run_stream_events")
+        return self.wrapped.run_stream_events(*args, **kwargs)
+
+    @contextmanager
+    def override(self, **kwargs: Any) -> Generator[None]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Temporarily override agent configuration, as [`Agent.override`][pydantic_ai.agent.AbstractAgent.override].
+
+        `model=` is honoured by durable runs (inside a container it must be registered, see `models=`).
+        `tools=` and `toolsets=` are refused: a durable agent's tools are fixed when it is wrapped.
+        """
+        if "tools" in kwargs or "toolsets" in kwargs:
+            raise ContainerUsageError(
+                "A durable agent's tools are fixed when it is wrapped (their units are registered with the engine). "
+                "Fix: override the tools of the plain Agent and wrap it again, e.g. in a test fixture."
+            )
+        model = kwargs.get("model")
+        token = _MODEL_OVERRIDE.set(model) if model is not None else None
+        try:
+            with self.wrapped.override(**kwargs):
+                yield
+        finally:
+            if token is not None:
+                _MODEL_OVERRIDE.reset(token)

@@ -1,0 +1,134 @@
+"""Sending only what is new: the message history of a run crosses the unit boundary once.
+
+The peers put the whole message history into every model unit's input, so the engine's record
+of a run grows with the square of its length. Here the container keeps a
+[`MessageLog`][durable_agents._history.MessageLog] per run and sends, with each model request,
+only the messages the unit side has not seen, plus the length and digest of the prefix it
+expects the unit side to hold. The unit side keeps a bounded, process-wide [`HistoryCache`][durable_agents._history.HistoryCache].
+
+The digest is a hash chain over the exact bytes each message was encoded as (by the container
+for requests, by the unit for responses), so both sides agree without re-encoding. When the unit
+side does not hold a matching prefix (another worker, a restarted process, an evicted entry) it
+answers *miss*, and the container resends the whole history once. The container's choice of what
+to send depends only on its own state, so replay stays deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic_ai.messages import ModelMessage, ModelResponse
+
+from ._codec import MESSAGE_TA
+
+__all__ = ["HISTORY_CACHE", "HistoryCache", "MessageLog"]
+
+
+def _link(previous: bytes, chunk: bytes) -> bytes:
+    return hashlib.blake2b(previous + chunk, digest_size=16).digest()
+
+
+@dataclass
+class _Chain:
+    messages: list[ModelMessage] = field(default_factory=list[ModelMessage])
+    chunks: list[bytes] = field(default_factory=list[bytes])
+    digests: list[bytes] = field(default_factory=lambda: [b""])
+
+    def truncate(self, length: int) -> None:
+        del self.messages[length:]
+        del self.chunks[length:]
+        del self.digests[length + 1 :]
+
+    def append(self, message: ModelMessage, chunk: bytes) -> None:
+        self.messages.append(message)
+        self.chunks.append(chunk)
+        self.digests.append(_link(self.digests[-1], chunk))
+
+
+class MessageLog:
+    """The container's view of what the unit side holds for one run."""
+
+    def __init__(self) -> None:
+        self._chain = _Chain()
+
+    def delta(self, messages: Sequence[ModelMessage]) -> tuple[int, str, list[bytes]]:
+        """Plan a model request: `(base, digest, new chunks)`, and record that the unit side will hold `messages`."""
+        chain = self._chain
+        base = 0
+        limit = min(len(messages), len(chain.messages))
+        while base < limit and (messages[base] is chain.messages[base] or messages[base] == chain.messages[base]):
+            base += 1
+        digest = chain.digests[base].hex()
+        chain.truncate(base)
+        new_chunks: list[bytes] = []
+        for message in messages[base:]:
+            chunk = MESSAGE_TA.dump_json(message)
+            chain.append(message, chunk)
+            new_chunks.append(chunk)
+        return base, digest, new_chunks
+
+    def all_chunks(self) -> list[bytes]:
+        """Every message the unit side should hold, for a resend after a miss."""
+        return list(self._chain.chunks)
+
+    def add_response(self, response: ModelResponse, chunk: bytes) -> None:
+        """Record the model's response, encoded by the unit as `chunk`."""
+        self._chain.append(response, chunk)
+
+    @property
+    def length(self) -> int:
+        """How many messages the unit side is expected to hold."""
+        return len(self._chain.messages)
+
+
+class HistoryCache:
+    """The unit side's per-run message histories, bounded by run count (least recently used goes first)."""
+
+    def __init__(self, max_runs: int = 256) -> None:
+        self.max_runs = max_runs
+        self._runs: OrderedDict[str, _Chain] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def resolve(self, run_key: str, base: int, digest: str, chunks: Sequence[bytes]) -> list[ModelMessage] | None:
+        """The full history for a request, or `None` on a miss (the container then resends everything)."""
+        with self._lock:
+            chain = self._runs.get(run_key)
+            if base == 0:
+                chain = _Chain()
+            elif chain is None or len(chain.digests) <= base or chain.digests[base].hex() != digest:
+                self.misses += 1
+                return None
+            else:
+                self.hits += 1
+            chain.truncate(base)
+            for chunk in chunks:
+                chain.append(MESSAGE_TA.validate_json(chunk), chunk)
+            self._runs[run_key] = chain
+            self._runs.move_to_end(run_key)
+            while len(self._runs) > self.max_runs:
+                self._runs.popitem(last=False)
+            return list(chain.messages)
+
+    def add_response(self, run_key: str, base_length: int, response: ModelResponse, chunk: bytes) -> None:
+        """Record the response to a request whose history had `base_length` messages."""
+        with self._lock:
+            chain = self._runs.get(run_key)
+            if chain is None or len(chain.messages) < base_length:
+                return
+            chain.truncate(base_length)
+            chain.append(response, chunk)
+
+    def clear(self) -> None:
+        """Forget every run (tests use this to force the resend path)."""
+        with self._lock:
+            self._runs.clear()
+
+
+HISTORY_CACHE = HistoryCache()
+"""The process-wide cache on the unit side."""

@@ -1,0 +1,47 @@
+"""The state of one durable agent run on the container side."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.toolsets import ToolsetTool
+
+from ._history import MessageLog
+
+__all__ = ["CURRENT_RUN", "RunState", "current_run"]
+
+
+@dataclass
+class RunState:
+    """What the container keeps for one agent run while it is in progress."""
+
+    agent_name: str
+    """The durable agent running."""
+    run_key: str
+    """Unique and deterministic per run: replaying the container gives the same key."""
+    model_key: str | None
+    """Which model the units resolve (see `DurableAgent._resolve_run_model`)."""
+    deps_bytes: bytes
+    """The run's deps, encoded once when the run starts."""
+    handler: EventStreamHandler[Any] | None
+    """The event-stream handler units call, if any."""
+    log: MessageLog = field(default_factory=MessageLog)
+    """What the unit side holds of the message history."""
+    listings: dict[str, dict[str, ToolsetTool[Any]]] = field(default_factory=dict[str, dict[str, ToolsetTool[Any]]])
+    """Tool lists of I/O toolsets (MCP, dynamic), listed once per run so replay is deterministic."""
+    instructions: dict[str, Any] = field(default_factory=dict[str, Any])
+    """Instructions of I/O toolsets, fetched with their listing."""
+
+
+CURRENT_RUN: ContextVar[RunState | None] = ContextVar("durable_agents_current_run", default=None)
+
+
+def current_run(agent_name: str) -> RunState | None:
+    """The run of `agent_name` in progress in this context, if any."""
+    state = CURRENT_RUN.get()
+    if state is not None and state.agent_name == agent_name:
+        return state
+    return None

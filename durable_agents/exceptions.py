@@ -1,0 +1,169 @@
+"""Every error durable_agents raises on purpose.
+
+All of them derive from [`DurableAgentsError`][durable_agents.exceptions.DurableAgentsError], and every one
+of them is *non-retryable* on every engine: a unit that raises one reports it as a value instead of
+letting the engine retry it, and the engine adapters tell their engine to fail the container
+(Temporal workflow, DBOS workflow, Prefect flow) rather than retry it forever.
+
+```text
+DurableAgentsError
+├── ConfigurationError            the wrapper or a run was set up wrongly; fix the code
+│   ├── AgentNameRequiredError    the wrapped agent has no name
+│   ├── DuplicateAgentNameError   two wrapped agents share a name in one process/worker
+│   ├── ToolsetIdRequiredError    a toolset that needs a unit has no id
+│   ├── UnknownConfigKeyError     a unit config dict holds a key the engine does not know
+│   ├── UnsupportedCapabilityError  the engine cannot do what was asked of it
+│   ├── UnregisteredModelError    a model instance not registered with `models=` was passed in a container
+│   ├── ContainerUsageError       a method that cannot work inside a container was called in one
+│   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
+│   └── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
+├── SerializationError            a value cannot cross the unit boundary
+│   ├── UnserializableDepsError   the run's deps cannot be serialized with the agent's `deps_type`
+│   └── PayloadTooLargeError      a unit input or output is over the engine's payload limit
+└── UnitFailedError               a unit failed for good, with the original error's type and message
+```
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentNameRequiredError",
+    "ConfigurationError",
+    "ContainerUsageError",
+    "DuplicateAgentNameError",
+    "DurableAgentsError",
+    "EngineNotAvailableError",
+    "PayloadTooLargeError",
+    "RegisteredTooLateError",
+    "SerializationError",
+    "ToolsetIdRequiredError",
+    "UnitFailedError",
+    "UnknownConfigKeyError",
+    "UnregisteredModelError",
+    "UnserializableDepsError",
+    "UnsupportedCapabilityError",
+]
+
+
+class DurableAgentsError(Exception):
+    """Base class of every error durable_agents raises. Never retried by an engine."""
+
+    message: str
+    """What went wrong and how to fix it."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Picklable with only the message, so DBOS and Prefect can store it.
+        return (_rebuild, (type(self), self.message))
+
+
+def _rebuild(cls: type[DurableAgentsError], message: str) -> DurableAgentsError:
+    err = cls.__new__(cls)
+    DurableAgentsError.__init__(err, message)
+    return err
+
+
+class ConfigurationError(DurableAgentsError):
+    """The wrapper, the engine or a run was set up wrongly. The message says how to fix it."""
+
+
+class AgentNameRequiredError(ConfigurationError):
+    """The wrapped agent has no `name`; unit names are derived from it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A durable agent needs a stable name, because every unit (activity / step / task) is named after it. "
+            "Fix: create the agent with `Agent(..., name='my_agent')`."
+        )
+
+
+class DuplicateAgentNameError(ConfigurationError):
+    """Two durable agents with the same name were registered in one process or worker."""
+
+    def __init__(self, name: str, engine: str) -> None:
+        super().__init__(
+            f"Another {engine} durable agent is already named {name!r}; unit names would collide and recovery "
+            "could run the wrong agent's code. Fix: give each agent a unique `name`."
+        )
+
+
+class ToolsetIdRequiredError(ConfigurationError):
+    """A toolset whose tools run as units has no `id`."""
+
+    def __init__(self, toolset_label: str, agent_name: str) -> None:
+        super().__init__(
+            f"Toolset {toolset_label} of agent {agent_name!r} has no `id`. Its units are named after the id, so it "
+            "must be stable and unique within the agent. Fix: pass `id='...'` when creating the toolset "
+            "(e.g. `FunctionToolset(tools, id='search')`, `MCPServerStdio(..., id='fs')`)."
+        )
+
+
+class UnknownConfigKeyError(ConfigurationError):
+    """A unit config holds a key the engine does not know (most often a typo)."""
+
+    def __init__(self, where: str, unknown: list[str], known: list[str]) -> None:
+        self.unknown = unknown
+        super().__init__(
+            f"Unknown key(s) {', '.join(repr(k) for k in unknown)} in {where}. "
+            f"Known keys: {', '.join(known)}. Fix the spelling or remove the key."
+        )
+
+
+class UnsupportedCapabilityError(ConfigurationError):
+    """The chosen engine lacks a capability the wrapper or run asked for."""
+
+
+class UnregisteredModelError(ConfigurationError):
+    """A model instance that the wrapper does not know was passed to a run inside a container."""
+
+
+class ContainerUsageError(ConfigurationError):
+    """A method that cannot work inside a container (workflow / flow) was called in one."""
+
+
+class EngineNotAvailableError(ConfigurationError):
+    """The engine name is unknown, or its optional dependencies are not installed."""
+
+
+class RegisteredTooLateError(ConfigurationError):
+    """A durable object was created after the engine was started, so it could not be recovered."""
+
+
+class SerializationError(DurableAgentsError):
+    """A value cannot cross the unit boundary."""
+
+
+class UnserializableDepsError(SerializationError):
+    """The run's deps cannot be serialized with the agent's `deps_type`."""
+
+
+class PayloadTooLargeError(SerializationError):
+    """A unit's input or output is larger than the engine accepts."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        self.what = what
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{what} is {size:,} bytes, over the engine's payload limit of {limit:,} bytes. Retrying cannot help. "
+            "Fix: return less data (a summary, or a reference to where the data is stored)."
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (PayloadTooLargeError, (self.what, self.size, self.limit))
+
+
+class UnitFailedError(DurableAgentsError):
+    """A unit failed with an error that must not be retried; carries the original type and message."""
+
+    def __init__(self, unit: str, error_type: str, error_message: str) -> None:
+        self.unit = unit
+        self.error_type = error_type
+        self.error_message = error_message
+        super().__init__(f"Unit {unit} failed with {error_type}: {error_message}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (UnitFailedError, (self.unit, self.error_type, self.error_message))
