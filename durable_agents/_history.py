@@ -4,7 +4,8 @@ The peers put the whole message history into every model unit's input, so the en
 of a run grows with the square of its length. Here the container keeps a
 [`MessageLog`][durable_agents._history.MessageLog] per run and sends, with each model request,
 only the messages the unit side has not seen, plus the length and digest of the prefix it
-expects the unit side to hold. The unit side keeps a bounded, process-wide [`HistoryCache`][durable_agents._history.HistoryCache].
+expects the unit side to hold. The unit side keeps a bounded, process-wide
+[`HistoryCache`][durable_agents._history.HistoryCache].
 
 The digest is a hash chain over the exact bytes each message was encoded as (by the container
 for requests, by the unit for responses), so both sides agree without re-encoding. When the unit
