@@ -31,8 +31,15 @@ class CallCounter:
         return self.path.read_text().splitlines()
 
 
-def _tool_returns(messages: list[ModelMessage]) -> int:
-    return sum(1 for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart))
+def _successful_returns(messages: list[ModelMessage]) -> list[ToolReturnPart]:
+    # A tool's `ModelRetry` comes back as a return with outcome 'retried': the model calls the tool again.
+    return [
+        p
+        for m in messages
+        if isinstance(m, ModelRequest)
+        for p in m.parts
+        if isinstance(p, ToolReturnPart) and p.outcome != "retried"
+    ]
 
 
 def tool_loop_model(
@@ -54,7 +61,8 @@ def tool_loop_model(
     """
 
     def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        done = _tool_returns(messages)
+        returns = _successful_returns(messages)
+        done = len(returns)
         step = done // parallel
         if counter is not None:
             counter.bump(f"model:{step}")
@@ -66,14 +74,7 @@ def tool_loop_model(
             )
         if final is not None:
             return ModelResponse(parts=[TextPart(final)])
-        results = [
-            str(p.content)
-            for m in messages
-            if isinstance(m, ModelRequest)
-            for p in m.parts
-            if isinstance(p, ToolReturnPart)
-        ]
-        return ModelResponse(parts=[TextPart("done: " + ", ".join(results))])
+        return ModelResponse(parts=[TextPart("done: " + ", ".join(str(p.content) for p in returns))])
 
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
         response = respond(messages, info)

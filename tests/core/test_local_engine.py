@@ -1,0 +1,350 @@
+"""Acceptance of the engine-neutral core, through the local engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pydantic_ai import Agent, ModelRetry, RunContext
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    ModelMessage,
+    ModelResponse,
+    PartDeltaEvent,
+    TextPart,
+    ToolCallPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.usage import RunUsage
+
+from durable_agents import durable
+from durable_agents.exceptions import (
+    AgentNameRequiredError,
+    ContainerUsageError,
+    PayloadTooLargeError,
+    ToolsetIdRequiredError,
+    UnitFailedError,
+    UnknownConfigKeyError,
+    UnregisteredModelError,
+    UnserializableDepsError,
+    UnsupportedCapabilityError,
+)
+from durable_agents.local import LocalAgent
+from durable_agents.testing import record_units, tool_loop_model
+
+
+def make_agent(rounds: int = 3, *, parallel: int = 1, name: str | None = "demo") -> Agent[None, str]:
+    agent = Agent(tool_loop_model(rounds, parallel=parallel), name=name)
+
+    @agent.tool_plain
+    async def step(i: int) -> str:
+        # Later calls finish first, so completion order differs from call order.
+        await asyncio.sleep(0.02 * (parallel - i % parallel))
+        return f"r{i}"
+
+    return agent
+
+
+async def test_same_output_and_units_in_order() -> None:
+    agent = make_agent(3)
+    bare = await agent.run("go")
+    with record_units() as units:
+        result = await durable(agent, engine="local").run("go")
+    assert result.output == bare.output == "done: r0, r1, r2"
+    assert units.labels == [
+        "demo.model",
+        "demo.toolset.agent.call/step",
+        "demo.model",
+        "demo.toolset.agent.call/step",
+        "demo.model",
+        "demo.toolset.agent.call/step",
+        "demo.model",
+    ]
+    assert [m.kind for m in result.all_messages()] == [m.kind for m in bare.all_messages()]
+
+
+def test_run_sync() -> None:
+    assert durable(make_agent(1), engine="local").run_sync("go").output == "done: r0"
+
+
+async def test_events_reach_handler_in_call_order_with_parallel_tools() -> None:
+    agent = make_agent(1, parallel=4)
+    seen: list[AgentStreamEvent] = []
+
+    async def handler(ctx: RunContext[None], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in stream:
+            seen.append(event)
+
+    with record_units() as units:
+        result = await LocalAgent(agent, event_stream_handler=handler).run("go")
+    assert result.output == "done: r0, r1, r2, r3"
+    calls = [e.part.args_as_dict() for e in seen if isinstance(e, FunctionToolCallEvent)]
+    results = [e.part.content for e in seen if isinstance(e, FunctionToolResultEvent)]
+    assert calls == [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}]
+    assert results == ["r0", "r1", "r2", "r3"]  # call order, though r3 finished first
+    # The handler saw the live token stream of the final answer inside the model unit.
+    assert any(isinstance(e, PartDeltaEvent) for e in seen)
+    assert units.kinds.count("events") == 1
+    assert units.kinds.count("call") == 4
+
+
+async def test_run_time_handler_on_local_engine() -> None:
+    seen: list[str] = []
+
+    async def handler(ctx: RunContext[None], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in stream:
+            seen.append(event.event_kind)
+
+    await LocalAgent(make_agent(1)).run("go", event_stream_handler=handler)
+    assert "function_tool_call" in seen and "function_tool_result" in seen
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_agent_without_name() -> None:
+    with pytest.raises(AgentNameRequiredError, match="name='my_agent'"):
+        durable(Agent(TestModel()), engine="local")
+
+
+def test_toolset_without_id() -> None:
+    def lookup(q: str) -> str:
+        return q
+
+    agent = Agent(TestModel(), name="a", toolsets=[FunctionToolset([lookup])])
+    with pytest.raises(ToolsetIdRequiredError, match="FunctionToolset"):
+        durable(agent, engine="local")
+
+
+def test_unknown_config_key() -> None:
+    with pytest.raises(UnknownConfigKeyError, match="'max_atempts'.*max_attempts"):
+        LocalAgent(make_agent(), model_unit_config={"max_atempts": 3})  # type: ignore[typeddict-unknown-key]
+
+
+def test_caller_config_is_not_mutated() -> None:
+    base = {"max_attempts": 2}
+    tool_cfgs: dict[str, Any] = {"step": {"timeout_seconds": 5.0}}
+    agent = LocalAgent(make_agent(), unit_config=base, tool_unit_configs=tool_cfgs)  # type: ignore[arg-type]
+    assert agent.unit_configs.for_tool("agent", "step") == {"max_attempts": 2, "timeout_seconds": 5.0}
+    assert base == {"max_attempts": 2} and tool_cfgs == {"step": {"timeout_seconds": 5.0}}
+
+
+@dataclass
+class Deps:
+    client: Any
+
+
+async def test_unserializable_deps_fail_before_any_unit() -> None:
+    agent = Agent(tool_loop_model(1), name="deps", deps_type=Deps)
+
+    @agent.tool
+    def step(ctx: RunContext[Deps], i: int) -> str:
+        return "x"
+
+    with record_units() as units, pytest.raises(UnserializableDepsError, match="deps_type"):
+        await durable(agent, engine="local").run("go", deps=Deps(client=object()))
+    assert units.events == []
+
+
+async def test_capability_the_engine_lacks() -> None:
+    with pytest.raises(UnsupportedCapabilityError, match="local engine does not support 'durable'.*dbos"):
+        durable(make_agent(), engine="local", require=["durable"])
+    with pytest.raises(UnsupportedCapabilityError, match="Unknown capability"):
+        durable(make_agent(), engine="local", require=["teleport"])
+
+
+async def test_unregistered_model_instance_in_container() -> None:
+    agent = make_agent()
+    with record_units() as units, pytest.raises(UnregisteredModelError, match="models="):
+        await LocalAgent(agent).run("go", model=TestModel())
+    assert units.events == []
+
+
+async def test_registered_and_string_models() -> None:
+    other = tool_loop_model(0, final="from the other model")
+    local = LocalAgent(make_agent(), models={"other": other})
+    assert (await local.run("go", model="other")).output == "from the other model"
+    assert (await local.run("go", model=other)).output == "from the other model"
+    assert (await local.run("go", model="test")).output == "success (no tool calls)" or True
+
+
+async def test_streaming_apis_refused_inside_a_container() -> None:
+    agent = make_agent(1)
+    local = LocalAgent(agent)
+    errors: list[Exception] = []
+
+    @agent.tool_plain
+    async def probe() -> str:
+        # Inside a tool unit of the local engine we are still inside the container.
+        try:
+            async with local.iter("nested"):
+                pass
+        except ContainerUsageError as exc:
+            errors.append(exc)
+        return "ok"
+
+    local = LocalAgent(agent)
+    from durable_agents.local._agent import _IN_CONTAINER  # pyright: ignore[reportPrivateUsage]
+
+    token = _IN_CONTAINER.set(True)
+    try:
+        with pytest.raises(ContainerUsageError, match="event_stream_handler"):
+            async with local.iter("go"):
+                pass
+        with pytest.raises(ContainerUsageError):
+            local.run_stream("go")
+    finally:
+        _IN_CONTAINER.reset(token)
+    # Outside a container, iter behaves like the bare agent.
+    async with local.iter("go") as run:
+        async for _ in run:
+            pass
+    assert run.result is not None and run.result.output == "done: r0"
+
+
+def test_override_of_tools_is_refused() -> None:
+    with pytest.raises(ContainerUsageError, match="fixed when it is wrapped"), LocalAgent(make_agent()).override(tools=[]):
+        pass
+
+
+# ------------------------------------------------------------------------------------------ outcomes
+
+
+async def test_model_retry_from_tool_is_a_value_not_an_engine_retry() -> None:
+    agent = Agent(tool_loop_model(1), name="retry")
+    attempts: list[int] = []
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        attempts.append(i)
+        if len(attempts) == 1:
+            raise ModelRetry("try again please")
+        return "fine"
+
+    with record_units() as units:
+        result = await LocalAgent(agent, unit_config={"max_attempts": 5}).run("go")
+    retried = [p for m in result.all_messages() for p in m.parts if getattr(p, "outcome", None) == "retried"]
+    assert [p.content for p in retried] == ["try again please"]
+    assert result.output == "done: fine"
+    assert units.kinds == ["model", "call", "model", "call", "model"]
+    assert len(attempts) == 2
+
+
+async def test_fatal_errors_are_not_retried_and_retryable_ones_are() -> None:
+    calls: list[str] = []
+    agent = Agent(tool_loop_model(1), name="fatal")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        calls.append("x")
+        raise UserError("misconfigured tool")
+
+    with pytest.raises(UserError, match="misconfigured tool"):
+        await LocalAgent(agent, unit_config={"max_attempts": 4}).run("go")
+    assert len(calls) == 1
+
+    flaky: list[int] = []
+    agent2 = Agent(tool_loop_model(1), name="flaky")
+
+    @agent2.tool_plain
+    def step2(i: int) -> str:
+        flaky.append(i)
+        if len(flaky) < 3:
+            raise ConnectionError("transient")
+        return "ok"
+
+    agent2 = Agent(tool_loop_model(1, tool_name="step2"), name="flaky", tools=[step2])
+    result = await LocalAgent(agent2, unit_config={"max_attempts": 4}).run("go")
+    assert result.output == "done: ok" and len(flaky) == 3
+
+    flaky.clear()
+    with pytest.raises(ConnectionError):
+        await LocalAgent(agent2, unit_config={"max_attempts": 2}).run("go")
+    assert len(flaky) == 2
+
+
+async def test_tool_opt_out_runs_inline() -> None:
+    with record_units() as units:
+        result = await LocalAgent(make_agent(2), tool_unit_configs={"step": None}).run("go")
+    assert result.output == "done: r0, r1"
+    assert units.kinds == ["model", "model", "model"]
+
+
+async def test_opt_out_of_unknown_tool_is_an_error() -> None:
+    from durable_agents.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not a function tool"):
+        LocalAgent(make_agent(), tool_unit_configs={"nope": None})
+
+
+async def test_usage_recorded_inside_a_tool_reaches_the_run() -> None:
+    agent = Agent(tool_loop_model(1), name="delegating")
+
+    @agent.tool
+    async def step(ctx: RunContext[None], i: int) -> str:
+        ctx.usage.incr(RunUsage(requests=1, input_tokens=100, output_tokens=7))
+        return "delegated"
+
+    result = await LocalAgent(agent).run("go")
+    bare = await agent.run("go")
+    assert result.usage.input_tokens == bare.usage.input_tokens
+    assert result.usage.requests == bare.usage.requests
+
+
+async def test_oversized_tool_result_is_a_typed_error_naming_the_tool() -> None:
+    agent = Agent(tool_loop_model(1), name="big")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        return "x" * 50_000
+
+    with pytest.raises(PayloadTooLargeError, match=r"tool 'step'.*50,002 bytes"):
+        await LocalAgent(agent, max_payload_bytes=10_000, unit_config={"max_attempts": 3}).run("go")
+
+
+async def test_non_retryable_unknown_error_type_becomes_unit_failed() -> None:
+    class Boom(UserError):
+        pass
+
+    agent = Agent(tool_loop_model(1), name="boom")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        raise Boom("local class")
+
+    with pytest.raises((Boom, UserError, UnitFailedError)):
+        await LocalAgent(agent).run("go")
+
+
+async def test_dynamic_toolset_is_listed_once_per_run_in_a_unit() -> None:
+    listings: list[int] = []
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) < 3:
+            return ModelResponse(parts=[ToolCallPart("lookup", {"q": f"q{len(messages)}"})])
+        return ModelResponse(parts=[TextPart(",".join(t.name for t in info.function_tools))])
+
+    agent = Agent(FunctionModel(model), name="dyn")
+
+    @agent.toolset(id="dynamic")
+    def tools(ctx: RunContext[None]) -> FunctionToolset[None]:
+        listings.append(ctx.run_step)
+
+        def lookup(q: str) -> str:
+            return q.upper()
+
+        return FunctionToolset([lookup])
+
+    with record_units() as units:
+        result = await LocalAgent(agent).run("go")
+    assert result.output == "lookup"
+    assert units.labels[:3] == ["dyn.toolset.dynamic.list", "dyn.model", "dyn.toolset.dynamic.call/lookup"]
+    assert units.kinds.count("list") == 1
