@@ -1,0 +1,94 @@
+"""The message history crosses the unit boundary in deltas, and a miss falls back to a full resend."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage
+
+from durable_agents._history import HISTORY_CACHE
+from durable_agents._units import Unit, UnitKind
+from durable_agents.local import LocalAgent
+from durable_agents.testing import record_units, tool_loop_model
+
+
+class SizeRecordingAgent(LocalAgent[Any, Any]):
+    """The local engine, recording the size of every model unit input."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_inputs: list[int] = []
+
+    async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
+        if unit.kind is UnitKind.MODEL:
+            self.model_inputs.append(len(payload))
+        return await super().execute_unit(unit, payload, config, label)
+
+
+def chunky_agent(rounds: int) -> Agent[None, str]:
+    agent = Agent(tool_loop_model(rounds, final="ok"), name=f"chunky{rounds}")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        return f"{i:04d}" + "x" * 1000
+
+    return agent
+
+
+async def test_model_inputs_stay_constant_as_the_conversation_grows() -> None:
+    agent = SizeRecordingAgent(chunky_agent(30))
+    result = await agent.run("go")
+    assert result.output == "ok"
+    assert len(agent.model_inputs) == 31
+    history_bytes = sum(len(m.parts) for m in result.all_messages())
+    assert history_bytes > 60
+    # Every request after the first carries one response and one tool return, never the whole history:
+    # with full resends the last input would be ~30 KB.
+    assert max(agent.model_inputs[1:]) < 3_000
+    assert max(agent.model_inputs[1:]) - min(agent.model_inputs[1:]) < 200
+
+
+async def test_a_cache_miss_resends_the_whole_history_once() -> None:
+    agent = Agent(tool_loop_model(3, final="ok"), name="missing")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        if i == 1:
+            HISTORY_CACHE.clear()  # as if the next model unit ran on a worker that never saw this run
+        return f"r{i}"
+
+    durable = SizeRecordingAgent(agent)
+    misses_before = HISTORY_CACHE.misses
+    with record_units() as units:
+        result = await durable.run("go")
+    assert result.output == "ok"
+    assert HISTORY_CACHE.misses == misses_before + 1
+    # 4 model requests, plus one resend after the miss.
+    assert units.kinds.count("model") == 5
+    sizes = durable.model_inputs
+    assert sizes[3] > sizes[2]  # the resend carries everything
+
+
+async def test_history_processors_that_rewrite_history_still_work() -> None:
+    def copy_all(messages: list[ModelMessage]) -> list[ModelMessage]:
+        # New objects every time: the log must fall back from identity to equality to keep sending deltas.
+        return copy.deepcopy(messages)
+
+    from pydantic_ai.capabilities.process_history import ProcessHistory
+
+    agent = Agent(tool_loop_model(4, final="ok"), name="processed", capabilities=[ProcessHistory(copy_all)])
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        return f"r{i}"
+
+    bare = await agent.run("go")
+    durable = SizeRecordingAgent(agent)
+    with record_units() as units:
+        result = await durable.run("go")
+    assert result.output == bare.output
+    assert units.kinds.count("model") == sum(1 for m in bare.all_messages() if m.kind == "response")
+    assert max(durable.model_inputs[1:]) < 1_500
