@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -254,9 +255,23 @@ def decode_error(unit: str, err: Mapping[str, Any]) -> BaseException:
         for key, value in cast(Mapping[str, Any], err.get("attrs") or {}).items():
             setattr(exc, key, value)
         return exc
-    if isinstance(cls, type) and issubclass(cls, UserError | UnexpectedModelBehavior):
-        try:
-            return cast(BaseException, cls(message))
-        except TypeError:
-            pass
+    if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__.startswith("pydantic_ai."):
+        rebuilt = _rebuild_pydantic_ai_error(cls, message, cast(Mapping[str, Any], err.get("attrs") or {}))
+        if rebuilt is not None:
+            return rebuilt
     return UnitFailedError(unit, str(err.get("type", "Exception")), message)
+
+
+def _rebuild_pydantic_ai_error(cls: type[Exception], message: str, attrs: Mapping[str, Any]) -> Exception | None:
+    """Rebuild a pydantic-ai error from its constructor's parameters, when its attributes provide them."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return None
+    kwargs = {name: attrs[name] for name in params if name in attrs}
+    if "message" in params:
+        kwargs["message"] = message
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        return None

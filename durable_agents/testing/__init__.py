@@ -12,12 +12,15 @@ assert units.kinds == ["model", "call", "model", "call", "model"]
 
 from ._crash import CRASH_ENV, CrashInjected, inject_crash
 from ._models import CallCounter, tool_loop_model
+from ._openai_server import ChatReply, FakeOpenAIServer
 from ._recorder import UnitRecorder, record_units
 
 __all__ = [
     "CRASH_ENV",
     "CallCounter",
+    "ChatReply",
     "CrashInjected",
+    "FakeOpenAIServer",
     "UnitRecorder",
     "inject_crash",
     "record_units",
