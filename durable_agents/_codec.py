@@ -13,6 +13,7 @@ snapshot of an explicit field list, see [`CTX_FIELDS`][durable_agents._codec.CTX
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -272,6 +273,11 @@ def _rebuild_pydantic_ai_error(cls: type[Exception], message: str, attrs: Mappin
     if "message" in params:
         kwargs["message"] = message
     try:
-        return cls(**kwargs)
+        exc = cls(**kwargs)
     except TypeError:
         return None
+    for name, value in attrs.items():
+        if name not in kwargs:
+            with contextlib.suppress(AttributeError):
+                setattr(exc, name, value)
+    return exc
