@@ -161,6 +161,8 @@ def ratio(a: float, b: float) -> float:
 
 
 def fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
     if isinstance(value, float):
         if value != value:  # NaN
             return "n/a"
