@@ -53,4 +53,4 @@ def test_smoke_report_has_every_section(tmp_path: Path) -> None:
     assert re.search(r"^\| 8 \| [0-9,]+ \| [0-9]+ \| [0-9,]+ \| [0-9,]+ \| [0-9]+ \|", report, re.M)
     assert re.search(r"^\| DBOS, SQLite \| ours \| 0 \| 5 \| [0-9.]+ \| [0-9.]+ \| yes \|$", report, re.M)
     # System tables: ours journals one more step per tool call than pydantic-ai's default.
-    assert re.search(r"^\| K=1 \| 5 \| [0-9,]+ \| 5 \| [0-9,]+ \| 6 \|", report, re.M)
+    assert re.search(r"^\| K=1 \| 6 \| [0-9,]+ \| 5 \| [0-9,]+ \| 6 \|", report, re.M)
