@@ -65,9 +65,16 @@ def _mem() -> str:
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "durable_agents"], cwd=ROOT, capture_output=True,
-                               text=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "durable_agents"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return out.stdout.strip() + (" (+ uncommitted changes in durable_agents)" if dirty.stdout.strip() else "")
     except OSError:
         return "unknown"

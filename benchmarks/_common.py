@@ -59,7 +59,9 @@ async def step(i: int) -> str:
     return f"r{i}"
 
 
-def build_agent(name: str, workload: Workload, *, counter: CallCounter | None = None, tool: Any = step) -> Agent[None, str]:
+def build_agent(
+    name: str, workload: Workload, *, counter: CallCounter | None = None, tool: Any = step
+) -> Agent[None, str]:
     """The benchmark agent: a scripted `FunctionModel` and one trivial tool named `step`."""
     agent = Agent(tool_loop_model(workload.k, parallel=workload.parallel, counter=counter), name=name)
     agent.tool_plain(name="step")(tool)

@@ -100,7 +100,9 @@ async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> No
                 ids += [
                     r[0]
                     for r in conn.execute(
-                        sa.text(f"SELECT workflow_uuid FROM {_q(schema, 'workflow_status')} WHERE parent_workflow_id = :w"),
+                        sa.text(
+                            f"SELECT workflow_uuid FROM {_q(schema, 'workflow_status')} WHERE parent_workflow_id = :w"
+                        ),
                         {"w": wid},
                     )
                 ]
@@ -233,7 +235,10 @@ def _recovery(args: argparse.Namespace, workdir: Path, engine: str, variant: str
     base = [sys.executable, "-m", "benchmarks._dbos_recovery"]
     common = ["--url", url, "--variant", variant, "--wid", wid]
     crash = subprocess.run(
-        [*base, "crash", *common], env={**os.environ, COUNTER_ENV: str(counter), CRASH_AT_ENV: "1"}, timeout=180
+        [*base, "crash", *common],
+        env={**os.environ, COUNTER_ENV: str(counter), CRASH_AT_ENV: "1"},
+        timeout=180,
+        check=False,
     )
     if crash.returncode != CRASH_EXIT:
         raise RuntimeError(f"the crashing process exited with {crash.returncode}, expected {CRASH_EXIT}")
@@ -241,8 +246,9 @@ def _recovery(args: argparse.Namespace, workdir: Path, engine: str, variant: str
     if before != 2:
         raise RuntimeError(f"expected 2 model requests before the crash, counted {before}")
     env = {k: v for k, v in os.environ.items() if k != CRASH_AT_ENV}
-    subprocess.run([*base, "recover", *common, "--out", str(out)], env={**env, COUNTER_ENV: str(counter)}, check=True,
-                   timeout=180)
+    subprocess.run(
+        [*base, "recover", *common, "--out", str(out)], env={**env, COUNTER_ENV: str(counter)}, check=True, timeout=180
+    )
     data = json.loads(out.read_text())
     calls = CallCounter(counter).calls
     return [

@@ -46,8 +46,6 @@ async def floor_workflow(plan: list[int]) -> int:
     return done
 
 
-
-
 async def _user_step(i: int) -> str:
     return await step(i)
 

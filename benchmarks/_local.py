@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+
 from durable_agents.local import LocalAgent
 
 from ._common import build_agent, latency_tables, output_check, ratio, round_robin
 from ._section import Mode, SectionResult, section_main
 from ._workloads import all_workloads
+
 
 async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> None:
     workloads = {w.key: w for w in all_workloads()}

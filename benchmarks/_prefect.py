@@ -46,8 +46,19 @@ def _start_server(workdir: Path, pg_url: str | None) -> tuple[subprocess.Popen[b
         backend = "PostgreSQL"
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui",
-         "--analytics-off"],
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-ui",
+            "--analytics-off",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -177,8 +188,9 @@ def _recovery(workdir: Path) -> list[Any]:
     out = workdir / f"recovery-{uuid.uuid4().hex[:6]}.json"
     base = [sys.executable, "-m", "benchmarks._prefect_recovery"]
     started = time.time()
-    crash = subprocess.run([*base, "crash"], env={**os.environ, COUNTER_ENV: str(counter), CRASH_AT_ENV: "1"},
-                           timeout=300)
+    crash = subprocess.run(
+        [*base, "crash"], env={**os.environ, COUNTER_ENV: str(counter), CRASH_AT_ENV: "1"}, timeout=300, check=False
+    )
     if crash.returncode != CRASH_EXIT:
         raise RuntimeError(f"the crashing process exited with {crash.returncode}, expected {CRASH_EXIT}")
     before = len(CallCounter(counter).calls)
@@ -186,8 +198,12 @@ def _recovery(workdir: Path) -> list[Any]:
         raise RuntimeError(f"expected 2 model requests before the crash, counted {before}")
     flow_run_id = asyncio.run(_running_flow_run("ours_recovery", started))
     env = {k: v for k, v in os.environ.items() if k != CRASH_AT_ENV}
-    subprocess.run([*base, "recover", "--flow-run-id", flow_run_id, "--out", str(out)],
-                   env={**env, COUNTER_ENV: str(counter)}, check=True, timeout=300)
+    subprocess.run(
+        [*base, "recover", "--flow-run-id", flow_run_id, "--out", str(out)],
+        env={**env, COUNTER_ENV: str(counter)},
+        check=True,
+        timeout=300,
+    )
     data = json.loads(out.read_text())
     calls = CallCounter(counter).calls
     return [

@@ -18,13 +18,21 @@ from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from durable_agents.testing import CallCounter
+
 from ._common import CRASH_AT_ENV, CRASH_EXIT, Table, fit_quadratic, latency_tables, output_check, ratio, round_robin
 from ._section import Mode, SectionResult, section_main
-from ._temporal_agents import OURS, PAI, PLAIN, RECOVERY_TIMEOUT, WORKLOADS, FloorWorkflow, OursWorkflow, PaiWorkflow
-from ._temporal_agents import floor_plan
+from ._temporal_agents import (
+    PLAIN,
+    RECOVERY_TIMEOUT,
+    WORKLOADS,
+    FloorWorkflow,
+    OursWorkflow,
+    PaiWorkflow,
+    floor_plan,
+)
 from ._temporal_setup import TEMPORAL_BIN, connect, start_workers, worker
 from ._workloads import COUNTER_ENV, RECOVERY_WORKLOAD, THROUGHPUT_WORKLOAD
-from durable_agents.testing import CallCounter
 
 SECTION = "latency"
 
@@ -187,8 +195,14 @@ async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> No
                 Table(
                     "recovery",
                     f"Temporal: worker killed at tool call 2 of {RECOVERY_WORKLOAD.k}",
-                    ["engine", "variant", "model requests re-sent", "model requests total", "time to finish s",
-                     "output ok"],
+                    [
+                        "engine",
+                        "variant",
+                        "model requests re-sent",
+                        "model requests total",
+                        "time to finish s",
+                        "output ok",
+                    ],
                     rows,
                     [
                         f"The worker process exits (os._exit) inside tool call 2; a new worker starts at once. "
@@ -213,7 +227,17 @@ async def _recovery(target: str, client: Client, variant: str) -> list[Any]:
     queue = _id("q-rec")
     env = {**os.environ, COUNTER_ENV: str(counter_path), CRASH_AT_ENV: "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._temporal_worker", "--target", target, "--queue", queue, "--variant", variant],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks._temporal_worker",
+            "--target",
+            target,
+            "--queue",
+            queue,
+            "--variant",
+            variant,
+        ],
         env=env,
     )
     wf = OursWorkflow.run if variant == "ours" else PaiWorkflow.run

@@ -10,6 +10,7 @@ import asyncio
 import warnings
 from datetime import timedelta
 
+from pydantic_ai.usage import UsageLimits
 from temporalio import activity, workflow
 
 from durable_agents.temporal import ActivityConfig, TemporalAgent
@@ -42,6 +43,8 @@ with warnings.catch_warnings():
     )
 
 NOOP_PAYLOAD = b"x" * 64
+# K=64 makes 65 model requests: over pydantic-ai's default request limit of 50.
+LIMITS = UsageLimits(request_limit=200)
 
 
 @activity.defn(name="bench.noop")
@@ -62,14 +65,14 @@ def floor_plan(w: Workload) -> list[int]:
 class OursWorkflow:
     @workflow.run
     async def run(self, key: str) -> str:
-        return (await OURS[key].run("go")).output
+        return (await OURS[key].run("go", usage_limits=LIMITS)).output
 
 
 @workflow.defn(name="BenchPai")
 class PaiWorkflow:
     @workflow.run
     async def run(self, key: str) -> str:
-        return (await PAI[key].run("go")).output
+        return (await PAI[key].run("go", usage_limits=LIMITS)).output
 
 
 @workflow.defn(name="BenchFloor")

@@ -56,7 +56,12 @@ def worker(client: Client, variant: str, queue: str, **options: object) -> Worke
             **options,  # type: ignore[arg-type]
         )
     return Worker(
-        client, task_queue=queue, workflows=[FloorWorkflow], activities=[noop], workflow_runner=runner(), **options  # type: ignore[arg-type]
+        client,
+        task_queue=queue,
+        workflows=[FloorWorkflow],
+        activities=[noop],
+        workflow_runner=runner(),
+        **options,  # type: ignore[arg-type]
     )
 
 
