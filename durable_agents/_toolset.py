@@ -11,9 +11,10 @@ container by a [`DurableToolset`][durable_agents._toolset.DurableToolset]:
   run in a listing unit, and each call runs as a tool unit that enters the real toolset.
 
 Tool outcomes cross as values: a return value, a retry request (`ModelRetry`, or invalid
-arguments), a terminal failure the model sees (`ToolFailed`), a deferral (`CallDeferred`), an approval request (`ApprovalRequired`), or a fatal
-error. Only other exceptions reach the engine, which retries them per the unit's config. Usage a
-tool records on its `RunContext` (for example a delegate agent's) is carried back into the run.
+arguments), a terminal failure the model sees (`ToolFailed`), a deferral (`CallDeferred`), an
+approval request (`ApprovalRequired`), or a fatal error. Only other exceptions reach the engine,
+which retries them per the unit's config. Usage a tool records on its `RunContext` (for example a
+delegate agent's) is carried back into the run.
 """
 
 from __future__ import annotations
