@@ -60,9 +60,12 @@ async def test_worker_killed_in_tool_two_of_four_resumes_on_a_new_worker(
         output = await asyncio.wait_for(handle.result(), 60)
     finally:
         for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                assert proc.stdout is not None
+                proc.stdout.close()
     assert output == "done: r0, r1, r2, r3"
     # Every model request ran exactly once: none completed before the crash was executed again.
     assert CallCounter(counter).calls == [f"model:{i}" for i in range(5)]
