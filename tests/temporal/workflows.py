@@ -177,3 +177,12 @@ class MisuseWorkflow:
 ALL_AGENTS = [loop_agent, parallel_agent, *growth_agents.values(), long_agent, handler_agent, inline_agent]
 ALL_AGENTS += [crash_agent, deps_agent, big_agent]
 ALL_WORKFLOWS = [LoopWorkflow, ParallelWorkflow, GrowthWorkflow, LongRunWorkflow, AgentWorkflow, MisuseWorkflow]
+
+
+@workflow.defn(name="LoopWorkflow")
+class ChangedLoopWorkflow:
+    """`LoopWorkflow` with a code change that breaks determinism (replay tests expect it to be caught)."""
+
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        return (await parallel_agent.run(prompt)).output
