@@ -119,8 +119,21 @@ crash_agent = TemporalAgent(
     toolset_activity_config={"agent": ActivityConfig(start_to_close_timeout=timedelta(seconds=3))},
 )
 handler_agent = TemporalAgent(build_agent("handler", 2), event_stream_handler=record_events)
-# `step` runs inline in the workflow instead of as an activity.
-inline_agent = TemporalAgent(build_agent("inline", 3), tool_activity_config={"step": None})
+# `step` runs inline in the workflow instead of as an activity; sync code runs in the workflow without threads.
+inline_base = Agent(tool_loop_model(3), name="inline")
+
+
+@inline_base.tool_plain
+def step(i: int) -> str:  # a sync tool, inline in the workflow
+    return f"r{i}"
+
+
+@inline_base.instructions
+def be_brief() -> str:  # sync instructions, evaluated in the workflow
+    return "Be brief."
+
+
+inline_agent = TemporalAgent(inline_base, tool_activity_config={"step": None})
 
 
 @workflow.defn
@@ -143,8 +156,8 @@ deps_agent = TemporalAgent(Agent(TestModel(), name="deps", deps_type=Deps))
 big_agent_base = Agent(tool_loop_model(1), name="big")
 
 
-@big_agent_base.tool_plain
-async def step(i: int) -> str:
+@big_agent_base.tool_plain(name="step")
+async def big_step(i: int) -> str:
     return "x" * 3_000_000
 
 
