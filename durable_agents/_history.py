@@ -81,6 +81,11 @@ class MessageLog:
         self._chain.append(response, chunk)
 
     @property
+    def messages(self) -> list[ModelMessage]:
+        """The messages the unit side is expected to hold, oldest first (a copy)."""
+        return list(self._chain.messages)
+
+    @property
     def length(self) -> int:
         """How many messages the unit side is expected to hold."""
         return len(self._chain.messages)

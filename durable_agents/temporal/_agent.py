@@ -1,0 +1,216 @@
+"""`TemporalAgent`: the container is a Temporal workflow, every unit an activity."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from pydantic_ai import _utils as _pydantic_ai_utils  # pyright: ignore[reportPrivateUsage]
+from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.models import Model
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.run import AgentRunResult
+from pydantic_ai.tools import AgentDepsT
+from pydantic_ai.toolsets import FunctionToolset
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityConfig
+
+from .._agent import DurableAgent, ParallelExecutionMode
+from .._config import UnitConfigs, config_keys
+from .._engine import TEMPORAL_CAPABILITIES
+from .._run import CURRENT_RUN
+from .._units import Unit, UnitKind
+from ..exceptions import ConfigurationError
+from ._continue import HistoryLimit, HistoryLimitReached
+
+__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DEFAULT_START_TO_CLOSE_TIMEOUT", "UNIT_ATTR", "TemporalAgent"]
+
+UNIT_ATTR = "__durable_agents_unit__"
+"""The attribute naming the unit an activity function of a `TemporalAgent` runs."""
+
+DEFAULT_START_TO_CLOSE_TIMEOUT = timedelta(seconds=60)
+"""The `start_to_close_timeout` of an activity whose config sets neither it nor `schedule_to_close_timeout`."""
+
+DEFAULT_MAX_PAYLOAD_BYTES = 2_000_000
+"""A little under Temporal's default blob size limit (2 MiB), leaving room for payload metadata."""
+
+_TIMEOUT_KEYS = (
+    "schedule_to_close_timeout",
+    "schedule_to_start_timeout",
+    "start_to_close_timeout",
+    "heartbeat_timeout",
+)
+
+# pydantic-ai runs sync functions (instructions, output validators, sync tools) in threads, which a workflow cannot
+# start; inside this context it runs them inline. It is private in pydantic-ai, hence the guarded lookup: without it,
+# sync functions in the workflow fail and sync tools cannot opt out of activities.
+_DISABLE_THREADS: Callable[[], contextlib.AbstractContextManager[None]] | None = getattr(
+    _pydantic_ai_utils, "disable_threads", None
+)
+
+# Per workflow run: how many agent runs it started so far. Keyed by the workflow's event loop, which Temporal
+# creates anew for every run and every replay, so the count restarts with the replay and keys stay the same.
+_RUN_COUNTERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
+class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
+    """A pydantic-ai agent whose runs inside a Temporal workflow are durable.
+
+    Inside a workflow, `run()` executes the agent graph in the workflow and every model request, tool call,
+    MCP listing and event-handler delivery as an activity. Outside a workflow it behaves like the bare agent.
+    Register the activities with [`DurableAgentsPlugin`][durable_agents.temporal.DurableAgentsPlugin] (or
+    [`temporal_activities`][durable_agents.temporal.TemporalAgent.temporal_activities] by hand).
+    """
+
+    engine = "temporal"
+    capabilities = TEMPORAL_CAPABILITIES
+
+    def __init__(
+        self,
+        wrapped: AbstractAgent[AgentDepsT, OutputDataT],
+        *,
+        activity_config: ActivityConfig | None = None,
+        model_activity_config: ActivityConfig | None = None,
+        toolset_activity_config: Mapping[str, ActivityConfig] | None = None,
+        tool_activity_config: Mapping[str, ActivityConfig | None] | None = None,
+        event_stream_handler_activity_config: ActivityConfig | None = None,
+        models: Mapping[str, Model | str] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        history_limit: HistoryLimit | None = None,
+        require: Iterable[str] = (),
+    ) -> None:
+        """Wrap `wrapped` for durable runs in Temporal workflows.
+
+        Args:
+            wrapped: The agent; it must have a `name` (activities are named `<name>.model`, `<name>.events`...).
+            activity_config: Config of every activity (temporalio's `ActivityConfig`). When neither
+                `start_to_close_timeout` nor `schedule_to_close_timeout` is set, `start_to_close_timeout` is 60 s.
+            model_activity_config: Config of model request activities, over `activity_config`.
+            toolset_activity_config: Config per toolset id (`'agent'`: the agent's own tools), over `activity_config`.
+            tool_activity_config: Config per tool name, over its toolset's. `None` runs the tool inline in the
+                workflow instead of as an activity: only for deterministic, I/O-free function tools.
+            event_stream_handler_activity_config: Config of the activities that deliver agent-level events to the
+                event-stream handler, over `activity_config`.
+            models: Models a run may select with `run(model='<name>')`; model instances must be registered here.
+            event_stream_handler: Runs inside the model activity on the live stream, and in an events activity for
+                agent-level events. A handler cannot be passed per run inside a workflow.
+            parallel_execution_mode: How the tool calls of one model response run in the workflow.
+            max_payload_bytes: Fail (never retry) a run whose activity input or output is larger than this.
+                Keep it under the server's blob size limit; `None` disables the check.
+            history_limit: When set, a run inside a workflow raises
+                [`HistoryLimitReached`][durable_agents.temporal.HistoryLimitReached] (carrying the conversation so
+                far) before a model request once the workflow history is over the limit, so the workflow can
+                continue as new.
+            require: Capabilities the engine must have.
+        """
+        self.max_payload_bytes = max_payload_bytes
+        self.history_limit = history_limit
+        configs = UnitConfigs(
+            known_keys=config_keys(ActivityConfig),
+            config_name="ActivityConfig",
+            base=activity_config or {},
+            model=model_activity_config or {},
+            events=event_stream_handler_activity_config or {},
+            toolsets=toolset_activity_config or {},
+            tools=tool_activity_config or {},
+        )
+        for layer in (configs.base, configs.model, configs.events, *configs.toolsets.values(), *configs.tools.values()):
+            if layer is not None:
+                _check_values(layer)
+        super().__init__(
+            wrapped,
+            unit_configs=configs,
+            models=models,
+            event_stream_handler=event_stream_handler,
+            parallel_execution_mode=parallel_execution_mode,
+            require=require,
+        )
+        self._check_inline_tools_are_async()
+        self._activities: list[Callable[[bytes], Awaitable[bytes]]] = [_activity_for(unit) for unit in self.units]
+
+    def _check_inline_tools_are_async(self) -> None:
+        if _DISABLE_THREADS is not None:
+            return  # sync tools run inline in the workflow
+        for leaf in self._leaves.values():
+            if not isinstance(leaf.wrapped, FunctionToolset):
+                continue
+            for tool_name, tool in leaf.wrapped.tools.items():
+                if self.unit_configs.for_tool(leaf.toolset_id, tool_name) is None and not tool.function_schema.is_async:
+                    raise ConfigurationError(
+                        f"Tool {tool_name!r} of agent {self.name!r} opted out of running as an activity, but it is a "
+                        "sync function: pydantic-ai runs sync tools in a thread, which a Temporal workflow cannot "
+                        "do. Fix: make it `async def` (and deterministic, without I/O), or let it run as an activity."
+                    )
+
+    @property
+    def temporal_activities(self) -> list[Callable[[bytes], Awaitable[bytes]]]:
+        """The activities of this agent, for `Worker(activities=...)` when not using the plugin."""
+        return list(self._activities)
+
+    def in_container(self) -> bool:
+        return workflow.in_workflow()
+
+    def new_run_key(self) -> str:
+        info = workflow.info()
+        loop = asyncio.get_running_loop()
+        n = _RUN_COUNTERS.get(loop, 0) + 1
+        _RUN_COUNTERS[loop] = n
+        return f"{info.workflow_id}/{info.run_id}/{n}"
+
+    async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
+        if unit.kind is UnitKind.MODEL and self.history_limit is not None:
+            self._check_history_limit(self.history_limit)
+        options: dict[str, Any] = {"summary": label, **config}
+        if options.get("start_to_close_timeout") is None and options.get("schedule_to_close_timeout") is None:
+            options["start_to_close_timeout"] = DEFAULT_START_TO_CLOSE_TIMEOUT
+        return await workflow.execute_activity(unit.name, payload, result_type=bytes, **options)
+
+    def _check_history_limit(self, limit: HistoryLimit) -> None:
+        reason = limit.exceeded()
+        if reason is None:
+            return
+        state = CURRENT_RUN.get()
+        if state is None or state.agent_name != self.name:
+            return
+        raise HistoryLimitReached(self.name, reason, state.log.messages)
+
+    async def run_in_container(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
+        """The durable run, with pydantic-ai's sync functions run inline (a workflow cannot start threads)."""
+        with _DISABLE_THREADS() if _DISABLE_THREADS is not None else contextlib.nullcontext():
+            return await super().run_in_container(user_prompt, **kwargs)
+
+    async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
+        return await self.wrapped.run(user_prompt, **kwargs)
+
+
+def _activity_for(unit: Unit) -> Callable[[bytes], Awaitable[bytes]]:
+    body = unit.body
+
+    async def run_unit(payload: bytes) -> bytes:
+        return await body(payload)
+
+    run_unit.__name__ = run_unit.__qualname__ = unit.name.replace(".", "_")
+    setattr(run_unit, UNIT_ATTR, unit.name)
+    return activity.defn(name=unit.name)(run_unit)
+
+
+def _check_values(config: Mapping[str, Any]) -> None:
+    for key in _TIMEOUT_KEYS:
+        value = config.get(key)
+        if value is not None and not isinstance(value, timedelta):
+            raise ConfigurationError(
+                f"ActivityConfig key {key!r} must be a datetime.timedelta, got {value!r}. "
+                f"Fix: `{key}=timedelta(seconds={value!r})`."
+            )
+    policy = config.get("retry_policy")
+    if policy is not None and not isinstance(policy, RetryPolicy):
+        raise ConfigurationError(
+            f"ActivityConfig key 'retry_policy' must be a temporalio.common.RetryPolicy, got {policy!r}."
+        )

@@ -1,0 +1,170 @@
+"""`DurableAgentsPlugin`: one temporalio plugin that sets up clients, workers and replayers for durable agents."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic_ai.exceptions import AgentRunError, UserError
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import DataConverter, DefaultPayloadConverter
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from ..exceptions import DuplicateAgentNameError, DurableAgentsError
+from ._agent import UNIT_ATTR, TemporalAgent
+
+__all__ = ["PASSTHROUGH_MODULES", "WORKFLOW_FAILURE_EXCEPTION_TYPES", "DurableAgentsPlugin"]
+
+PASSTHROUGH_MODULES: tuple[str, ...] = (
+    "durable_agents",
+    "pydantic_ai",
+    "pydantic_graph",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+    "griffe",
+    "genai_prices",
+    "httpx",
+    "httpcore",
+    "anyio",
+    "sniffio",
+    "h11",
+    "certifi",
+    "idna",
+    "logfire",
+    "logfire_api",
+    "opentelemetry",
+    "mcp",
+    "openai",
+    "anthropic",
+    "google",
+    "groq",
+    "mistralai",
+    "cohere",
+    "tiktoken",
+    "jiter",
+    "eval_type_backport",
+    "exceptiongroup",
+)
+"""Modules the workflow sandbox imports from the worker instead of re-importing them per workflow run.
+
+They are libraries whose workflow-side code is deterministic (the agent graph, message types,
+pydantic), or that only build clients without doing I/O in the workflow (model providers). Passing
+them through avoids the sandbox's import failures and its per-run re-import cost.
+"""
+
+# anyio imports its asyncio backend on first use. Inside a workflow that first use would import it into the sandbox,
+# which refuses its `threading.Thread` subclass; imported here, the workflow gets the worker's module passed through.
+importlib.import_module("anyio._backends._asyncio")
+
+WORKFLOW_FAILURE_EXCEPTION_TYPES: tuple[type[BaseException], ...] = (DurableAgentsError, UserError, AgentRunError)
+"""Errors that fail the workflow instead of failing (and endlessly retrying) its workflow task.
+
+`DurableAgentsError` covers misuse (`ContainerUsageError`, `UnregisteredModelError`...), payloads over
+the limit and fatal unit errors; `UserError` and `AgentRunError` (`UnexpectedModelBehavior`,
+`UsageLimitExceeded`...) are pydantic-ai's errors that no retry can fix.
+"""
+
+
+class DurableAgentsPlugin(SimplePlugin):
+    """A temporalio plugin for clients, workers and replayers that run durable agents.
+
+    It sets, wherever it is used:
+
+    - the Pydantic payload converter (workflow arguments and results such as message histories and
+      `AgentRunResult` outputs are pydantic types), unless a custom payload converter is already set;
+    - the workflow sandbox's pass-through modules
+      ([`PASSTHROUGH_MODULES`][durable_agents.temporal.PASSTHROUGH_MODULES]);
+    - the exception types that fail a workflow instead of retrying its task
+      ([`WORKFLOW_FAILURE_EXCEPTION_TYPES`][durable_agents.temporal.WORKFLOW_FAILURE_EXCEPTION_TYPES]);
+    - on workers, the activities of the agents given to it.
+
+    ```python
+    client = await Client.connect("localhost:7233", plugins=[DurableAgentsPlugin()])
+    worker = Worker(client, task_queue="q", workflows=[MyWorkflow], plugins=[DurableAgentsPlugin(temporal_agent)])
+    ```
+
+    A plugin on the client also configures every worker built on that client, so its setup is idempotent:
+    the same activity registered twice is registered once.
+    """
+
+    def __new__(cls, *agents: TemporalAgent[Any, Any]) -> DurableAgentsPlugin:
+        # temporalio warns when a client plugin and a worker plugin have the same type, which is the documented
+        # setup here (converter on the client, agents on the worker). Our setup is idempotent, so the plugin that
+        # carries agents is a subclass and the warning stays for real duplicates.
+        target: type[DurableAgentsPlugin] = _AgentsPlugin if cls is DurableAgentsPlugin and agents else cls
+        return super().__new__(target)  # pyright: ignore[reportArgumentType]
+
+    def __init__(self, *agents: TemporalAgent[Any, Any]) -> None:
+        """Create the plugin.
+
+        Args:
+            *agents: The durable agents whose activities a worker using this plugin runs.
+
+        Raises:
+            DuplicateAgentNameError: Two agents share a name (their activities would collide).
+        """
+        seen: set[str] = set()
+        for agent in agents:
+            if agent.name in seen:
+                raise DuplicateAgentNameError(agent.name, "temporal")
+            seen.add(agent.name)
+        self.agents: tuple[TemporalAgent[Any, Any], ...] = agents
+        super().__init__(  # pyright: ignore[reportUnknownMemberType]  # temporalio types activities loosely
+            "durable_agents.DurableAgentsPlugin",
+            data_converter=_with_pydantic_payloads,
+            activities=self._add_activities if agents else None,
+            workflow_runner=_with_passthrough,
+            workflow_failure_exception_types=_with_failure_types,
+        )
+
+    def _add_activities(self, existing: Sequence[Callable[..., Any]] | None) -> Sequence[Callable[..., Any]]:
+        activities = list(existing or [])
+        registered: dict[str, Callable[..., Any]] = {
+            getattr(fn, UNIT_ATTR): fn for fn in activities if hasattr(fn, UNIT_ATTR)
+        }
+        for agent in self.agents:
+            for fn in agent.temporal_activities:
+                name: str = getattr(fn, UNIT_ATTR)
+                other = registered.get(name)
+                if other is fn:
+                    continue
+                if other is not None:
+                    raise DuplicateAgentNameError(agent.name, "temporal")
+                registered[name] = fn
+                activities.append(fn)
+        return activities
+
+
+class _AgentsPlugin(DurableAgentsPlugin):
+    """A `DurableAgentsPlugin` that registers agents (see `DurableAgentsPlugin.__new__`)."""
+
+
+def _with_pydantic_payloads(existing: DataConverter | None) -> DataConverter:
+    converter = existing or DataConverter.default
+    if converter.payload_converter_class is DefaultPayloadConverter:
+        return dataclasses.replace(converter, payload_converter_class=PydanticPayloadConverter)
+    return converter
+
+
+def _with_passthrough(existing: WorkflowRunner | None) -> WorkflowRunner:
+    if existing is None:
+        return SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        )
+    if isinstance(existing, SandboxedWorkflowRunner):
+        return dataclasses.replace(
+            existing, restrictions=existing.restrictions.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        )
+    return existing
+
+
+def _with_failure_types(existing: Sequence[type[BaseException]] | None) -> Sequence[type[BaseException]]:
+    types = list(existing or [])
+    types.extend(t for t in WORKFLOW_FAILURE_EXCEPTION_TYPES if t not in types)
+    return types

@@ -1,0 +1,201 @@
+"""Agents and workflows shared by the Temporal tests (kept free of test-only imports: the sandbox re-imports it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.messages import AgentStreamEvent, ModelMessage
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.usage import UsageLimits
+from temporalio import workflow
+
+from durable_agents.temporal import ActivityConfig, HistoryLimit, HistoryLimitReached, TemporalAgent
+from durable_agents.testing import CallCounter, tool_loop_model
+
+
+class EnvCounter(CallCounter):
+    """A call counter whose file is named by `DURABLE_AGENTS_COUNTER` when a request is made (crash tests)."""
+
+    def __init__(self) -> None:
+        pass
+
+    @property
+    def path(self) -> Path:  # type: ignore[override]
+        return Path(os.environ.get("DURABLE_AGENTS_COUNTER", os.devnull))
+
+
+ROUNDS = 4
+
+
+def build_agent(name: str, rounds: int, *, parallel: int = 1, counter: CallCounter | None = None) -> Agent[None, str]:
+    agent = Agent(tool_loop_model(rounds, parallel=parallel, counter=counter), name=name)
+
+    @agent.tool_plain
+    async def step(i: int) -> str:
+        return f"r{i}"
+
+    return agent
+
+
+loop_agent = TemporalAgent(
+    build_agent("loop", ROUNDS, counter=EnvCounter()),
+    model_activity_config=ActivityConfig(start_to_close_timeout=timedelta(seconds=30)),
+)
+parallel_agent = TemporalAgent(build_agent("parallel", 2, parallel=3))
+
+
+@workflow.defn
+class LoopWorkflow:
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        return (await loop_agent.run(prompt)).output
+
+
+@workflow.defn
+class ParallelWorkflow:
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        return (await parallel_agent.run(prompt)).output
+
+
+# K-round agents for the history growth measurements.
+GROWTH_KS = (8, 16, 32, 64)
+growth_agents = {k: TemporalAgent(build_agent(f"growth{k}", k)) for k in GROWTH_KS}
+
+
+@workflow.defn
+class GrowthWorkflow:
+    @workflow.run
+    async def run(self, k: int) -> str:
+        return (await growth_agents[k].run("go", usage_limits=UsageLimits(request_limit=None))).output
+
+
+# A run over a history limit continues as new, carrying its conversation.
+long_agent = TemporalAgent(build_agent("long", 12), history_limit=HistoryLimit(max_events=40, when_suggested=False))
+
+
+@dataclass
+class LongInput:
+    prompt: str | None
+    history: list[ModelMessage] | None = None
+    generation: int = 0
+
+
+@dataclass
+class LongOutput:
+    output: str
+    generations: int
+
+
+@workflow.defn
+class LongRunWorkflow:
+    @workflow.run
+    async def run(self, inp: LongInput) -> LongOutput:
+        try:
+            result = await long_agent.run(inp.prompt, message_history=inp.history)
+        except HistoryLimitReached as exc:
+            workflow.continue_as_new(LongInput(None, exc.messages, inp.generation + 1))
+        return LongOutput(result.output, inp.generation)
+
+
+# Agent-level and model-stream events reach a handler that runs in activities, on the worker.
+HANDLED: list[str] = []
+
+
+async def record_events(ctx: RunContext[Any], stream: Any) -> None:
+    event: AgentStreamEvent
+    async for event in stream:
+        HANDLED.append(type(event).__name__)
+
+
+# Crash tests: a killed worker's tool activity is retried after its start-to-close timeout, so keep it short.
+crash_agent = TemporalAgent(
+    build_agent("crash", ROUNDS, counter=EnvCounter()),
+    toolset_activity_config={"agent": ActivityConfig(start_to_close_timeout=timedelta(seconds=3))},
+)
+handler_agent = TemporalAgent(build_agent("handler", 2), event_stream_handler=record_events)
+# `step` runs inline in the workflow instead of as an activity; sync code runs in the workflow without threads.
+inline_base = Agent(tool_loop_model(3), name="inline")
+
+
+@inline_base.tool_plain
+def step(i: int) -> str:  # a sync tool, inline in the workflow
+    return f"r{i}"
+
+
+@inline_base.instructions
+def be_brief() -> str:  # sync instructions, evaluated in the workflow
+    return "Be brief."
+
+
+inline_agent = TemporalAgent(inline_base, tool_activity_config={"step": None})
+
+
+@workflow.defn
+class AgentWorkflow:
+    """Runs one of the small agents above by name."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        agent = {"handler": handler_agent, "inline": inline_agent, "loop": loop_agent, "crash": crash_agent}[name]
+        return (await agent.run("go")).output
+
+
+@dataclass
+class Deps:
+    handle: Any
+
+
+deps_agent = TemporalAgent(Agent(TestModel(), name="deps", deps_type=Deps))
+
+big_agent_base = Agent(tool_loop_model(1), name="big")
+
+
+@big_agent_base.tool_plain(name="step")
+async def big_step(i: int) -> str:
+    return "x" * 3_000_000
+
+
+big_agent = TemporalAgent(big_agent_base)
+
+
+@workflow.defn
+class MisuseWorkflow:
+    """Does one thing that must fail the workflow with a typed error."""
+
+    @workflow.run
+    async def run(self, kind: str) -> str:
+        if kind == "unregistered_model":
+            return (await loop_agent.run("go", model=TestModel())).output
+        if kind == "unserializable_deps":
+            return (await deps_agent.run("go", deps=Deps(handle=object()))).output
+        if kind == "big_result":
+            return (await big_agent.run("go")).output
+        if kind == "run_stream":
+            async with loop_agent.run_stream("go") as stream:
+                return await stream.get_output()
+        if kind == "iter":
+            async with loop_agent.iter("go") as run:
+                return str(run)
+        if kind == "run_handler":
+            return (await loop_agent.run("go", event_stream_handler=record_events)).output
+        raise ValueError(kind)
+
+
+ALL_AGENTS = [loop_agent, parallel_agent, *growth_agents.values(), long_agent, handler_agent, inline_agent]
+ALL_AGENTS += [crash_agent, deps_agent, big_agent]
+ALL_WORKFLOWS = [LoopWorkflow, ParallelWorkflow, GrowthWorkflow, LongRunWorkflow, AgentWorkflow, MisuseWorkflow]
+
+
+@workflow.defn(name="LoopWorkflow")
+class ChangedLoopWorkflow:
+    """`LoopWorkflow` with a code change that breaks determinism (replay tests expect it to be caught)."""
+
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        return (await parallel_agent.run(prompt)).output
