@@ -22,7 +22,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.toolsets import FunctionToolset
 
 from durable_agents.dbos import DBOSAgent, StepConfig
-from durable_agents.exceptions import UnitFailedError
+from durable_agents.exceptions import ContainerUsageError, UnitFailedError
 from durable_agents.testing import record_units, tool_loop_model
 
 pytestmark = pytest.mark.dbos
@@ -382,3 +382,28 @@ async def test_step_config_layering(launch_sqlite: Launch) -> None:
         "interval_seconds": 0.5,
         "backoff_rate": 3.0,
     }
+
+
+async def test_sub_agent_in_a_tool_is_a_child_workflow_when_the_tool_runs_in_the_workflow(launch: Launch) -> None:
+    sub = DBOSAgent(Agent(tool_loop_model(0, final="sub answer"), name="sub"))
+
+    def build(name: str) -> Agent[None, str]:
+        agent = Agent(tool_loop_model(1, tool_name="delegate"), name=name)
+
+        @agent.tool_plain
+        async def delegate(i: int) -> str:
+            return (await sub.run("question")).output
+
+        return agent
+
+    in_step = DBOSAgent(build("in_step"))
+    in_workflow = DBOSAgent(build("in_workflow"), tool_step_configs={"delegate": None})
+    launch()
+    with pytest.raises(ContainerUsageError, match="tool_step_configs"):
+        await in_step.run("go")
+    with SetWorkflowID("delegating-run"):
+        assert (await in_workflow.run("go")).output == "done: sub answer"
+    steps = await DBOS.list_workflow_steps_async("delegating-run")
+    children = sorted({s["child_workflow_id"] for s in steps if s["child_workflow_id"]})
+    assert len(children) == 1
+    assert await step_names(children[0]) == ["sub.model"]
