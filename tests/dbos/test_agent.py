@@ -22,7 +22,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.toolsets import FunctionToolset
 
 from durable_agents.dbos import DBOSAgent, StepConfig
-from durable_agents.exceptions import ContainerUsageError, UnitFailedError
+from durable_agents.exceptions import ContainerUsageError
 from durable_agents.testing import record_units, tool_loop_model
 
 pytestmark = pytest.mark.dbos
@@ -201,9 +201,11 @@ async def test_model_retry_gives_retry_prompt_without_engine_retry(launch: Launc
     calls.clear()
     with SetWorkflowID("retry-run"):
         result = await dbos_agent.run("go")
-    assert result.output == expected
-    assert calls == [0]
-    assert await step_names("retry-run") == ["retry.model", "retry.toolset.agent.call/step", "retry.model"]
+    assert result.output == expected == "done: r0"
+    # One execution per tool step: the ModelRetry went back to the model (second model step), not to DBOS.
+    model, call = "retry.model", "retry.toolset.agent.call/step"
+    assert await step_names("retry-run") == [model, call, model, call, model]
+    assert calls == [0, 0]
     retried = [p for m in result.all_messages() for p in m.parts if getattr(p, "outcome", None) == "retried"]
     assert [p.content for p in retried] == ["try again"]  # pyright: ignore[reportAttributeAccessIssue]
 
@@ -239,8 +241,9 @@ async def test_fatal_model_error_is_not_retried(launch_sqlite: Launch) -> None:
         agent, model_step_config=StepConfig(retries_allowed=True, max_attempts=5, interval_seconds=0.01)
     )
     launch_sqlite()
-    with SetWorkflowID("fatal-run"), pytest.raises(UnitFailedError, match="ModelHTTPError"):
+    with SetWorkflowID("fatal-run"), pytest.raises(ModelHTTPError) as info:
         await dbos_agent.run("go")
+    assert info.value.status_code == 401
     assert attempts == [401]
     status = await DBOS.get_workflow_status_async("fatal-run")
     assert status is not None and status.status == "ERROR"
