@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from crash_app import ROUNDS, build_agent
 
 from durable_agents.testing import CRASH_ENV
 from durable_agents.testing._crash import CRASH_EXIT_CODE
+from tests.dbos.crash_app import ROUNDS, build_agent
 
 pytestmark = [pytest.mark.dbos, pytest.mark.slow]
 
