@@ -7,7 +7,8 @@ Modes:
 - `takeover <executor>`: launch as another executor, wait for a line on stdin, then recover the pending
   runs of `<executor>` with DBOS's executor-recovery API and wait for the run's result.
 
-The model counts its requests in `<dir>/model_calls` and the tool its executions in `<dir>/tool_calls`.
+`PARALLEL=n` makes each round n parallel tool calls. The model counts its requests in `<dir>/model_calls`
+and the tool its executions in `<dir>/tool_calls`.
 Prints one JSON line: the output and the unit labels this process executed.
 """
 
@@ -28,9 +29,10 @@ from durable_agents.testing import CallCounter, inject_crash, record_units, tool
 ROUNDS = 4
 
 
-def build_agent(workdir: Path) -> Agent[None, str]:
-    """The agent under test: 4 sequential tool calls, then an answer listing their results."""
-    agent = Agent(tool_loop_model(ROUNDS, counter=CallCounter(workdir / "model_calls")), name="crashy")
+def build_agent(workdir: Path, parallel: int = 1) -> Agent[None, str]:
+    """The agent under test: 4 rounds of `parallel` tool calls, then an answer listing their results."""
+    model = tool_loop_model(ROUNDS, parallel=parallel, counter=CallCounter(workdir / "model_calls"))
+    agent = Agent(model, name="crashy")
 
     @agent.tool_plain
     def step(i: int) -> str:
@@ -44,7 +46,7 @@ def build_agent(workdir: Path) -> Agent[None, str]:
 def main() -> None:
     mode, url, workflow_id, workdir = sys.argv[1:5]
     executor = sys.argv[5] if mode == "takeover" else os.environ.get("EXECUTOR_ID", "local")
-    dbos_agent = DBOSAgent(build_agent(Path(workdir)))
+    dbos_agent = DBOSAgent(build_agent(Path(workdir), int(os.environ.get("PARALLEL", "1"))))
     config = {
         "name": "durable-agents-crash",
         "system_database_url": url,

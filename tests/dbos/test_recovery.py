@@ -20,9 +20,12 @@ APP = Path(__file__).with_name("crash_app.py")
 CALL = "crashy.toolset.agent.call/step"
 
 
-def start(*args: str, crash: str | None = None, stdin: bool = False, executor: str = "local") -> subprocess.Popen[str]:
+def start(
+    *args: str, crash: str | None = None, stdin: bool = False, executor: str = "local", parallel: int = 1
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     env["EXECUTOR_ID"] = executor
+    env["PARALLEL"] = str(parallel)
     if crash:
         env[CRASH_ENV] = crash
     return subprocess.Popen(
@@ -101,3 +104,22 @@ async def test_another_executor_takes_over_a_dead_executors_run(
     assert isinstance(executed, list)
     assert executed[0] == CALL
     assert [e for e in executed if e == CALL] == [CALL] * 2  # tool calls 3 and 4
+
+
+async def test_parallel_tool_calls_recover_with_each_result_in_its_place(sqlite_url: str, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    args = (sqlite_url, "wf-parallel", str(work))
+
+    # 3 parallel calls per round; die as the 5th call (the 2nd of round 2) starts.
+    finish(start("run", *args, crash=f"{CALL}@5", parallel=3), expect=CRASH_EXIT_CODE)
+    assert lines(work / "tool_calls")[:3] == ["0", "1", "2"]
+
+    result = finish(start("resume", *args, parallel=3))
+    # Recorded results were matched to their own calls: a swap would reorder the answer.
+    assert result["output"] == "done: " + ", ".join(f"r{i}" for i in range(3 * ROUNDS))
+    ran = lines(work / "tool_calls")
+    assert sorted(set(ran), key=int) == [str(i) for i in range(3 * ROUNDS)]
+    assert ran.count("0") == ran.count("1") == ran.count("2") == 1  # round 1 was checkpointed: not run again
+    assert lines(work / "model_calls")[:2] == ["model:0", "model:1"]
+    assert lines(work / "model_calls").count("model:0") == lines(work / "model_calls").count("model:1") == 1
