@@ -113,7 +113,7 @@ async def test_parallel_tool_calls_recover_with_each_result_in_its_place(sqlite_
 
     # 3 parallel calls per round; die as the 5th call (the 2nd of round 2) starts.
     finish(start("run", *args, crash=f"{CALL}@5", parallel=3), expect=CRASH_EXIT_CODE)
-    assert lines(work / "tool_calls")[:3] == ["0", "1", "2"]
+    assert sorted(lines(work / "tool_calls")[:3]) == ["0", "1", "2"]  # round 1, in any order: they ran in parallel
 
     result = finish(start("resume", *args, parallel=3))
     # Recorded results were matched to their own calls: a swap would reorder the answer.
