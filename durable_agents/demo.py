@@ -32,9 +32,9 @@ DEMO_DIR = Path(".demo")
 DATABASE = DEMO_DIR / "demo.sqlite"
 PENDING = DEMO_DIR / "pending"  # present while a started run has not finished
 WORKFLOW_ID = "demo-research-run"
-CRASH_EXIT_CODE = (
-    86  # durable_agents.testing's crash injection exits with it (not imported here: the parent stays light)
-)
+# The exit code of durable_agents.testing's crash injection (not imported here: the parent stays light).
+CRASH_EXIT_CODE = 86
+INTERRUPTED = 130  # the exit code of a process stopped by Ctrl-C
 AGENT_NAME = "researcher"
 TOOL_CALL = f"{AGENT_NAME}.toolset.agent.call/research"
 FACTS = [
@@ -63,13 +63,13 @@ def main() -> int:
         print(f"Process 1 runs the agent and is killed as tool call 3 of {len(FACTS)} starts.")
         code = start_child(crash_at=3)
         if code != CRASH_EXIT_CODE:
-            return finish(code)
+            return finish(code)  # Ctrl-C, or a real failure
         print(f"\n  >>> process 1 was killed (exit code {code}); the run is left half done in the journal.\n")
         print("Process 2 launches DBOS on the same journal, which resumes the run.")
         return finish(start_child(crash_at=None))
     except KeyboardInterrupt:
         print("\nInterrupted: the run is left half done in the journal. Run `make demo` again to resume it.")
-        return 130
+        return INTERRUPTED
 
 
 def start_child(crash_at: int | None) -> int:
@@ -88,6 +88,8 @@ def start_child(crash_at: int | None) -> int:
 
 def finish(code: int) -> int:
     """Report how the last child ended; forget the run once it has finished."""
+    if code == INTERRUPTED:
+        raise KeyboardInterrupt
     if code == 0:
         PENDING.unlink(missing_ok=True)
         print("\nDone. `make demo` again starts a fresh run.")
@@ -100,7 +102,7 @@ def finish(code: int) -> int:
 
 
 def _die(signum: int, frame: object) -> None:
-    os._exit(130)
+    os._exit(INTERRUPTED)
 
 
 def child() -> int:
@@ -178,7 +180,7 @@ def print_journal(steps: Sequence[Mapping[str, Any]], started: float) -> None:
             note = "ran in this process"
             ran += 1
         print(f"  {info['function_id']:>3}  {name:<42} {note}")
-    print(f"\n{replayed} steps replayed from the journal, {ran} run in this process.")
+    print(f"\nSteps replayed from the journal: {replayed}; run in this process: {ran}.")
     calls = (DEMO_DIR / "tool_calls").read_text().split()
     once = "each call ran exactly once" if len(calls) == len(set(calls)) else "some calls ran twice!"
     print(f"research() executions, all processes together: {', '.join(calls)} ({once}).")

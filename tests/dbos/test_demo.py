@@ -32,7 +32,7 @@ def test_demo_crashes_recovers_and_finishes(tmp_path: Path) -> None:
     assert [line.strip() for line in out.splitlines() if "research(" in line and "running" in line] == [
         f"tool     research({i}) running ..." for i in range(4)
     ]
-    assert "5 steps replayed from the journal, 4 run in this process." in out
+    assert "Steps replayed from the journal: 5; run in this process: 4." in out
     assert "each call ran exactly once" in out
     assert (tmp_path / ".demo" / "demo.sqlite").exists()
     assert not (tmp_path / ".demo" / "pending").exists()  # so the next `make demo` starts fresh
