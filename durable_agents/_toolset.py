@@ -11,9 +11,10 @@ container by a [`DurableToolset`][durable_agents._toolset.DurableToolset]:
   run in a listing unit, and each call runs as a tool unit that enters the real toolset.
 
 Tool outcomes cross as values: a return value, a retry request (`ModelRetry`, or invalid
-arguments), a deferral (`CallDeferred`), an approval request (`ApprovalRequired`), or a fatal
-error. Only other exceptions reach the engine, which retries them per the unit's config. Usage a
-tool records on its `RunContext` (for example a delegate agent's) is carried back into the run.
+arguments), a terminal failure the model sees (`ToolFailed`), a deferral (`CallDeferred`), an
+approval request (`ApprovalRequired`), or a fatal error. Only other exceptions reach the engine,
+which retries them per the unit's config. Usage a tool records on its `RunContext` (for example a
+delegate agent's) is carried back into the run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import pydantic
 import pydantic_core
-from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, UserError
+from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed, UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool, WrapperToolset
@@ -158,6 +159,8 @@ class DurableToolset(WrapperToolset[Any]):
             return decode_tool_return(head["encoding"], out.chunks[0])
         if kind == "retry":
             raise ModelRetry(head["message"])
+        if kind == "failed":
+            raise ToolFailed(head["message"])
         if kind == "deferred":
             raise CallDeferred(head.get("metadata"), kind=head.get("deferred_kind", "external"))
         if kind == "approval":
@@ -249,6 +252,8 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
         return _outcome({"kind": "return", "encoding": encoding}, ctx, usage_before, data)
     except ModelRetry as exc:
         return _outcome({"kind": "retry", "message": exc.message}, ctx, usage_before)
+    except ToolFailed as exc:
+        return _outcome({"kind": "failed", "message": exc.message}, ctx, usage_before)
     except CallDeferred as exc:
         return _outcome({"kind": "deferred", "metadata": exc.metadata, "deferred_kind": exc.kind}, ctx, usage_before)
     except ApprovalRequired as exc:

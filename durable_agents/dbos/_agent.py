@@ -208,6 +208,13 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         Takes the same arguments as [`Agent.run`][pydantic_ai.agent.AbstractAgent.run]. Set the workflow id
         with DBOS's `SetWorkflowID` to make the run idempotent or to find it later.
         """
+        if DBOS.step_id is not None:
+            raise ContainerUsageError(
+                f"DBOSAgent {self.name!r} was run inside a DBOS step (for example from a tool of another durable "
+                "agent), and DBOS cannot start a workflow from a step. Fix: run the calling tool in the workflow "
+                "instead of a step, with `tool_step_configs={'<tool name>': None}` on the calling agent; the "
+                "sub-agent's run then is a durable child workflow with its own steps."
+            )
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         return await self.run_outside_container(user_prompt, **kwargs)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from pydantic_ai import _utils as _pydantic_ai_utils  # pyright: ignore[reportPrivateUsage]
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
@@ -42,6 +44,13 @@ _TIMEOUT_KEYS = (
     "schedule_to_start_timeout",
     "start_to_close_timeout",
     "heartbeat_timeout",
+)
+
+# pydantic-ai runs sync functions (instructions, output validators, sync tools) in threads, which a workflow cannot
+# start; inside this context it runs them inline. It is private in pydantic-ai, hence the guarded lookup: without it,
+# sync functions in the workflow fail and sync tools cannot opt out of activities.
+_DISABLE_THREADS: Callable[[], contextlib.AbstractContextManager[None]] | None = getattr(
+    _pydantic_ai_utils, "disable_threads", None
 )
 
 # Per workflow run: how many agent runs it started so far. Keyed by the workflow's event loop, which Temporal
@@ -86,7 +95,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             model_activity_config: Config of model request activities, over `activity_config`.
             toolset_activity_config: Config per toolset id (`'agent'`: the agent's own tools), over `activity_config`.
             tool_activity_config: Config per tool name, over its toolset's. `None` runs the tool inline in the
-                workflow instead of as an activity: only for `async`, deterministic, I/O-free function tools.
+                workflow instead of as an activity: only for deterministic, I/O-free function tools.
             event_stream_handler_activity_config: Config of the activities that deliver agent-level events to the
                 event-stream handler, over `activity_config`.
             models: Models a run may select with `run(model='<name>')`; model instances must be registered here.
@@ -127,7 +136,8 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         self._activities: list[Callable[[bytes], Awaitable[bytes]]] = [_activity_for(unit) for unit in self.units]
 
     def _check_inline_tools_are_async(self) -> None:
-        # A sync tool would run in a thread, which a workflow cannot start.
+        if _DISABLE_THREADS is not None:
+            return  # sync tools run inline in the workflow
         for leaf in self._leaves.values():
             if not isinstance(leaf.wrapped, FunctionToolset):
                 continue
@@ -170,6 +180,11 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if state is None or state.agent_name != self.name:
             return
         raise HistoryLimitReached(self.name, reason, state.log.messages)
+
+    async def run_in_container(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
+        """The durable run, with pydantic-ai's sync functions run inline (a workflow cannot start threads)."""
+        with _DISABLE_THREADS() if _DISABLE_THREADS is not None else contextlib.nullcontext():
+            return await super().run_in_container(user_prompt, **kwargs)
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
         return await self.wrapped.run(user_prompt, **kwargs)

@@ -22,7 +22,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.toolsets import FunctionToolset
 
 from durable_agents.dbos import DBOSAgent, StepConfig
-from durable_agents.exceptions import UnitFailedError
+from durable_agents.exceptions import ContainerUsageError
 from durable_agents.testing import record_units, tool_loop_model
 
 pytestmark = pytest.mark.dbos
@@ -201,9 +201,11 @@ async def test_model_retry_gives_retry_prompt_without_engine_retry(launch: Launc
     calls.clear()
     with SetWorkflowID("retry-run"):
         result = await dbos_agent.run("go")
-    assert result.output == expected
-    assert calls == [0]
-    assert await step_names("retry-run") == ["retry.model", "retry.toolset.agent.call/step", "retry.model"]
+    assert result.output == expected == "done: r0"
+    # One execution per tool step: the ModelRetry went back to the model (second model step), not to DBOS.
+    model, call = "retry.model", "retry.toolset.agent.call/step"
+    assert await step_names("retry-run") == [model, call, model, call, model]
+    assert calls == [0, 0]
     retried = [p for m in result.all_messages() for p in m.parts if getattr(p, "outcome", None) == "retried"]
     assert [p.content for p in retried] == ["try again"]  # pyright: ignore[reportAttributeAccessIssue]
 
@@ -239,8 +241,9 @@ async def test_fatal_model_error_is_not_retried(launch_sqlite: Launch) -> None:
         agent, model_step_config=StepConfig(retries_allowed=True, max_attempts=5, interval_seconds=0.01)
     )
     launch_sqlite()
-    with SetWorkflowID("fatal-run"), pytest.raises(UnitFailedError, match="ModelHTTPError"):
+    with SetWorkflowID("fatal-run"), pytest.raises(ModelHTTPError) as info:
         await dbos_agent.run("go")
+    assert info.value.status_code == 401
     assert attempts == [401]
     status = await DBOS.get_workflow_status_async("fatal-run")
     assert status is not None and status.status == "ERROR"
@@ -382,3 +385,28 @@ async def test_step_config_layering(launch_sqlite: Launch) -> None:
         "interval_seconds": 0.5,
         "backoff_rate": 3.0,
     }
+
+
+async def test_sub_agent_in_a_tool_is_a_child_workflow_when_the_tool_runs_in_the_workflow(launch: Launch) -> None:
+    sub = DBOSAgent(Agent(tool_loop_model(0, final="sub answer"), name="sub"))
+
+    def build(name: str) -> Agent[None, str]:
+        agent = Agent(tool_loop_model(1, tool_name="delegate"), name=name)
+
+        @agent.tool_plain
+        async def delegate(i: int) -> str:
+            return (await sub.run("question")).output
+
+        return agent
+
+    in_step = DBOSAgent(build("in_step"))
+    in_workflow = DBOSAgent(build("in_workflow"), tool_step_configs={"delegate": None})
+    launch()
+    with pytest.raises(ContainerUsageError, match="tool_step_configs"):
+        await in_step.run("go")
+    with SetWorkflowID("delegating-run"):
+        assert (await in_workflow.run("go")).output == "done: sub answer"
+    steps = await DBOS.list_workflow_steps_async("delegating-run")
+    children = sorted({s["child_workflow_id"] for s in steps if s["child_workflow_id"]})
+    assert len(children) == 1
+    assert await step_names(children[0]) == ["sub.model"]

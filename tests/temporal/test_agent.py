@@ -82,15 +82,6 @@ async def test_construction_errors() -> None:
     with pytest.raises(ConfigurationError, match="not a function tool"):
         TemporalAgent(agent, tool_activity_config={"nope": None})
 
-    sync_agent = Agent(tool_loop_model(1), name="sync")
-
-    @sync_agent.tool_plain
-    def step(i: int) -> str:
-        return str(i)
-
-    with pytest.raises(ConfigurationError, match="sync function"):
-        TemporalAgent(sync_agent, tool_activity_config={"step": None})
-
 
 async def test_duplicate_agent_names_on_one_worker(client: Client) -> None:
     one = TemporalAgent(w.build_agent("twin", 1))

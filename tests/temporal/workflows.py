@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import AgentStreamEvent, ModelMessage
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.usage import UsageLimits
 from temporalio import workflow
 
 from durable_agents.temporal import ActivityConfig, HistoryLimit, HistoryLimitReached, TemporalAgent
@@ -71,7 +72,7 @@ growth_agents = {k: TemporalAgent(build_agent(f"growth{k}", k)) for k in GROWTH_
 class GrowthWorkflow:
     @workflow.run
     async def run(self, k: int) -> str:
-        return (await growth_agents[k].run("go")).output
+        return (await growth_agents[k].run("go", usage_limits=UsageLimits(request_limit=None))).output
 
 
 # A run over a history limit continues as new, carrying its conversation.
@@ -112,9 +113,27 @@ async def record_events(ctx: RunContext[Any], stream: Any) -> None:
         HANDLED.append(type(event).__name__)
 
 
+# Crash tests: a killed worker's tool activity is retried after its start-to-close timeout, so keep it short.
+crash_agent = TemporalAgent(
+    build_agent("crash", ROUNDS, counter=EnvCounter()),
+    toolset_activity_config={"agent": ActivityConfig(start_to_close_timeout=timedelta(seconds=3))},
+)
 handler_agent = TemporalAgent(build_agent("handler", 2), event_stream_handler=record_events)
-# `step` runs inline in the workflow instead of as an activity.
-inline_agent = TemporalAgent(build_agent("inline", 3), tool_activity_config={"step": None})
+# `step` runs inline in the workflow instead of as an activity; sync code runs in the workflow without threads.
+inline_base = Agent(tool_loop_model(3), name="inline")
+
+
+@inline_base.tool_plain
+def step(i: int) -> str:  # a sync tool, inline in the workflow
+    return f"r{i}"
+
+
+@inline_base.instructions
+def be_brief() -> str:  # sync instructions, evaluated in the workflow
+    return "Be brief."
+
+
+inline_agent = TemporalAgent(inline_base, tool_activity_config={"step": None})
 
 
 @workflow.defn
@@ -123,7 +142,7 @@ class AgentWorkflow:
 
     @workflow.run
     async def run(self, name: str) -> str:
-        agent = {"handler": handler_agent, "inline": inline_agent, "loop": loop_agent}[name]
+        agent = {"handler": handler_agent, "inline": inline_agent, "loop": loop_agent, "crash": crash_agent}[name]
         return (await agent.run("go")).output
 
 
@@ -137,8 +156,8 @@ deps_agent = TemporalAgent(Agent(TestModel(), name="deps", deps_type=Deps))
 big_agent_base = Agent(tool_loop_model(1), name="big")
 
 
-@big_agent_base.tool_plain
-async def step(i: int) -> str:
+@big_agent_base.tool_plain(name="step")
+async def big_step(i: int) -> str:
     return "x" * 3_000_000
 
 
@@ -169,5 +188,14 @@ class MisuseWorkflow:
 
 
 ALL_AGENTS = [loop_agent, parallel_agent, *growth_agents.values(), long_agent, handler_agent, inline_agent]
-ALL_AGENTS += [deps_agent, big_agent]
+ALL_AGENTS += [crash_agent, deps_agent, big_agent]
 ALL_WORKFLOWS = [LoopWorkflow, ParallelWorkflow, GrowthWorkflow, LongRunWorkflow, AgentWorkflow, MisuseWorkflow]
+
+
+@workflow.defn(name="LoopWorkflow")
+class ChangedLoopWorkflow:
+    """`LoopWorkflow` with a code change that breaks determinism (replay tests expect it to be caught)."""
+
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        return (await parallel_agent.run(prompt)).output

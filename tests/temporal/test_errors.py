@@ -1,0 +1,63 @@
+"""Bad input inside a workflow: a typed error that fails the workflow at once, never an endless retry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from durable_agents.temporal import history_stats
+
+from . import workflows as w
+from .conftest import new_id
+
+pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
+
+
+async def _failure(client: Client, task_queue: str, kind: str) -> tuple[ApplicationError, list[str]]:
+    handle = await client.start_workflow(
+        w.MisuseWorkflow.run,
+        kind,
+        id=new_id(),
+        task_queue=task_queue,
+        # An endlessly retried workflow task would time out here instead of failing with the typed error.
+        execution_timeout=timedelta(seconds=30),
+    )
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    return cause, (await history_stats(handle)).activity_types
+
+
+@pytest.mark.parametrize(
+    ("kind", "error_type", "hint"),
+    [
+        ("unregistered_model", "UnregisteredModelError", "models={'name': model}"),
+        ("unserializable_deps", "UnserializableDepsError", "deps_type"),
+        ("run_stream", "ContainerUsageError", "Fix: use `run()`"),
+        ("iter", "ContainerUsageError", "`iter` cannot be used inside a container"),
+        ("run_handler", "UnsupportedCapabilityError", "event_stream_handler="),
+    ],
+)
+async def test_misuse_fails_the_workflow_before_any_activity(
+    client: Client, task_queue: str, kind: str, error_type: str, hint: str
+) -> None:
+    error, activities = await _failure(client, task_queue, kind)
+    assert error.type == error_type
+    assert hint in error.message
+    assert activities == []
+
+
+async def test_tool_result_over_the_payload_limit_fails_with_tool_name_and_size(
+    client: Client, task_queue: str
+) -> None:
+    error, activities = await _failure(client, task_queue, "big_result")
+    assert error.type == "PayloadTooLargeError"
+    assert "'step'" in error.message
+    assert "3,000,002 bytes" in error.message  # the JSON string, quotes included
+    assert "2,000,000" in error.message
+    # The tool activity ran once and reported the error as a value: no retry.
+    assert activities == ["big.model", "big.toolset.agent.call"]

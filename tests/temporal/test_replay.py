@@ -1,0 +1,43 @@
+"""Recorded histories of tool-using agents replay without nondeterminism errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from durable_agents.temporal import DurableAgentsPlugin
+
+from . import workflows as w
+from .make_histories import HISTORIES, RECORDINGS
+
+pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
+
+
+def _history(name: str) -> WorkflowHistory:
+    text = (HISTORIES / f"{name}.json").read_text()
+    return WorkflowHistory.from_json(f"replay-{name}", json.loads(text))
+
+
+@pytest.mark.parametrize("name", [r[0] for r in RECORDINGS])
+async def test_recorded_history_replays(name: str) -> None:
+    history = _history(name)
+    activities = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    assert len(activities) >= 5  # a tool-using run, not an empty one
+    replayer = Replayer(workflows=w.ALL_WORKFLOWS, plugins=[DurableAgentsPlugin()])
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
+
+
+async def test_a_changed_workflow_is_caught_on_replay() -> None:
+    replayer = Replayer(workflows=[w.ChangedLoopWorkflow], plugins=[DurableAgentsPlugin()])
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(_history("loop"))
+
+
+async def test_histories_are_committed() -> None:
+    assert sorted(p.name for p in Path(HISTORIES).glob("*.json")) == sorted(f"{r[0]}.json" for r in RECORDINGS)
