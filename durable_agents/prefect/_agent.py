@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
+import pydantic_core
 from prefect import Flow, Task
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
@@ -46,6 +47,8 @@ class _Container:
 
     agent: PrefectAgent[Any, Any]
     flow_run_id: str
+    metadata: bytes
+    """The run's `metadata` as JSON: model request keys include it (tool keys see it in the run context)."""
     runs: itertools.count[int] = field(default_factory=itertools.count)
     occurrences: dict[str, UnitOccurrences] = field(default_factory=dict[str, UnitOccurrences])
 
@@ -260,7 +263,11 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         state = current_run(self.name)
         if container is None or state is None:
             raise ConfigurationError("A unit ran outside a PrefectAgent flow.")  # pragma: no cover
-        history = RunHistory(state.log.all_chunks(), state.deps_bytes) if unit.kind is UnitKind.MODEL else None
+        history = (
+            RunHistory(state.log.all_chunks(), state.deps_bytes, container.metadata)
+            if unit.kind is UnitKind.MODEL
+            else None
+        )
         occurrences = container.occurrences.setdefault(state.run_key, UnitOccurrences())
         fingerprint = occurrences.next(label, unit.kind, payload, history)
         task = self._tasks[unit.name].with_options(task_run_name=label, **config)
@@ -286,7 +293,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         history = kwargs.get("message_history")
         if isinstance(history, list) and any(isinstance(m, dict) for m in cast(list[Any], history)):
             kwargs["message_history"] = _HISTORY_TA.validate_python(history)
-        token = _CONTAINER.set(_Container(self, str(context.flow_run.id)))
+        metadata = kwargs.get("metadata")
+        scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
+        token = _CONTAINER.set(_Container(self, str(context.flow_run.id), scope))
         try:
             return await self.run_in_container(user_prompt, **kwargs)
         finally:
