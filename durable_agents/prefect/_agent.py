@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
@@ -14,10 +15,13 @@ from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
-from prefect import Flow, Task
+import pydantic_core
+from prefect import Flow, Task, serve
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
+from prefect.deployments.runner import RunnerDeployment
 from prefect.flow_engine import run_flow_async
+from prefect.types.entrypoint import EntrypointType
 from pydantic import TypeAdapter
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.messages import ModelMessage
@@ -46,6 +50,8 @@ class _Container:
 
     agent: PrefectAgent[Any, Any]
     flow_run_id: str
+    metadata: bytes
+    """The run's `metadata` as JSON: model request keys include it (tool keys see it in the run context)."""
     runs: itertools.count[int] = field(default_factory=itertools.count)
     occurrences: dict[str, UnitOccurrences] = field(default_factory=dict[str, UnitOccurrences])
 
@@ -260,7 +266,11 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         state = current_run(self.name)
         if container is None or state is None:
             raise ConfigurationError("A unit ran outside a PrefectAgent flow.")  # pragma: no cover
-        history = RunHistory(state.log.all_chunks(), state.deps_bytes) if unit.kind is UnitKind.MODEL else None
+        history = (
+            RunHistory(state.log.all_chunks(), state.deps_bytes, container.metadata)
+            if unit.kind is UnitKind.MODEL
+            else None
+        )
         occurrences = container.occurrences.setdefault(state.run_key, UnitOccurrences())
         fingerprint = occurrences.next(label, unit.kind, payload, history)
         task = self._tasks[unit.name].with_options(task_run_name=label, **config)
@@ -286,7 +296,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         history = kwargs.get("message_history")
         if isinstance(history, list) and any(isinstance(m, dict) for m in cast(list[Any], history)):
             kwargs["message_history"] = _HISTORY_TA.validate_python(history)
-        token = _CONTAINER.set(_Container(self, str(context.flow_run.id)))
+        metadata = kwargs.get("metadata")
+        scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
+        token = _CONTAINER.set(_Container(self, str(context.flow_run.id), scope))
         try:
             return await self.run_in_container(user_prompt, **kwargs)
         finally:
@@ -345,7 +357,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         rrule: str | Iterable[str] | None = None,
         parameters: Mapping[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Any:
+    ) -> RunnerDeployment:
         """A deployment of the agent's flow, for `prefect.serve(...)` alongside other deployments.
 
         Args:
@@ -356,13 +368,45 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             parameters: The run's parameters: `user_prompt`, `deps` (as JSON data), `message_history`, ...
             **kwargs: Passed to `Flow.to_deployment` (tags, description, concurrency_limit...).
         """
-        return self._flow.to_deployment(
-            name=name,
-            cron=cron,
-            interval=interval,
-            rrule=rrule,
-            parameters=_deployment_parameters(parameters),
-            **kwargs,
+        deployment = cast(
+            RunnerDeployment,
+            self._flow.to_deployment(
+                name=name,
+                cron=cron,
+                interval=interval,
+                rrule=rrule,
+                parameters=_deployment_parameters(parameters),
+                **kwargs,
+            ),
+        )
+        # The flow function lives in this package; the process that runs a scheduled run must find the flow
+        # through the module that defines the PrefectAgent instead.
+        attr = self._module_attribute()
+        if self._module == "__main__" or self._module.startswith("__"):
+            if self._file is None:
+                raise ConfigurationError(
+                    f"PrefectAgent {self.name!r} was built interactively; a deployment needs it in a file. "
+                    "Fix: build it at module level in a script or module."
+                )
+            path = Path(self._file).absolute()
+            try:
+                entry = path.relative_to(Path.cwd().absolute())
+            except ValueError:
+                entry = Path(os.path.relpath(path, Path.cwd().absolute()))
+            deployment.entrypoint = f"{entry}:{attr}.flow"
+        else:
+            deployment.entrypoint = f"{self._module}:{attr}.flow"
+            deployment._entrypoint_type = EntrypointType.MODULE_PATH  # pyright: ignore[reportPrivateUsage]
+        return deployment
+
+    def _module_attribute(self) -> str:
+        module = sys.modules.get(self._module)
+        for key, value in vars(module).items() if module is not None else ():
+            if value is self:
+                return key
+        raise ConfigurationError(
+            f"PrefectAgent {self.name!r} is not a module-level variable of {self._module!r}, so a deployment's "
+            "process cannot find it. Fix: assign it at module level, e.g. `prefect_agent = PrefectAgent(agent)`."
         )
 
     def serve(
@@ -380,14 +424,16 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         Takes the arguments of [`to_deployment`][durable_agents.prefect.PrefectAgent.to_deployment] and the
         extra ones of `Flow.serve`. Call it under `if __name__ == "__main__":`.
         """
-        self._flow.serve(
-            name=name,
+        deploy_keys = {"tags", "description", "version", "concurrency_limit", "paused", "enforce_parameter_schema"}
+        deployment = self.to_deployment(
+            name,
             cron=cron,
             interval=interval,
             rrule=rrule,
-            parameters=_deployment_parameters(parameters),
-            **kwargs,
+            parameters=parameters,
+            **{k: v for k, v in kwargs.items() if k in deploy_keys},
         )
+        serve(deployment, **{k: v for k, v in kwargs.items() if k not in deploy_keys})
 
 
 def _deployment_parameters(parameters: Mapping[str, Any] | None) -> dict[str, Any]:

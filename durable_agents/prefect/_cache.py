@@ -22,10 +22,11 @@ apart identical calls within one run. Removed fields, and only those:
 | every message | `timestamp`, `run_id`, `conversation_id`, `provider_response_id` |
 | every message part | `timestamp`, `tool_call_id`, `id` |
 
-Tool arguments, tool results, deps, metadata, model settings and request parameters are kept whole,
-so any difference there changes the key. A model request's payload carries only the messages that
-are new since the previous request; its fingerprint hashes the projection of the *whole* history
-instead, so equal fingerprints mean equal conversations.
+Tool arguments, deps, run metadata, model settings and request parameters are kept whole, so any
+difference there changes the key. A model request's payload carries only the messages that are new
+since the previous request (and deps only when it streams); its fingerprint hashes the projection of
+the run's *whole* history, its deps and its metadata instead, so equal fingerprints mean equal
+conversations in equally configured runs.
 
 - [`RUN_SCOPED`][durable_agents.prefect.RUN_SCOPED] (the default): `hash(flow run id, fingerprint)`.
 - [`CROSS_RUN`][durable_agents.prefect.CROSS_RUN] (opt-in): `hash(fingerprint)`, shared by every run.
@@ -69,6 +70,8 @@ class RunHistory:
     """Every message of the run so far, as encoded in the payloads."""
     deps: bytes
     """The run's encoded deps."""
+    metadata: bytes = b"null"
+    """The run's `metadata`, as JSON."""
 
 
 FINGERPRINT_PARAMETER = "fingerprint"
@@ -124,6 +127,7 @@ def project_payload(kind: UnitKind, payload: bytes, history: RunHistory | None =
         deps, *messages = frame.chunks
         if history is not None:
             deps, messages = history.deps, history.messages
+            projected["metadata"] = history.metadata.decode()
         projected["deps"] = deps.decode()
         projected["messages"] = [_message_digest(c) for c in messages]
     else:
