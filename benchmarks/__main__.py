@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,14 @@ async def _run_section(engine: str, mode: str, pg_url: str | None, workdir: Path
     return data
 
 
+def _with_analysis(raw: dict[str, Any]) -> dict[str, Any]:
+    """The report's inputs: the raw results plus the hand-written analysis (not for smoke runs)."""
+    analysis_file = ROOT / "ANALYSIS.md"
+    smoke = raw["header"]["mode"] == "smoke"
+    analysis = analysis_file.read_text() if analysis_file.exists() and not smoke else None
+    return {**raw, "machine": [tuple(m) for m in raw["machine"]], "analysis": analysis}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     group = parser.add_mutually_exclusive_group()
@@ -119,7 +128,17 @@ async def main() -> None:
     group.add_argument("--smoke", action="store_true", help="1 iteration, fast engines only, sections in parallel")
     parser.add_argument("--out", default=str(ROOT / "RESULTS.md"), help="where to write the report")
     parser.add_argument("--engines", default=None, help=f"comma-separated subset of {', '.join(ENGINES)}")
+    parser.add_argument(
+        "--rerender",
+        action="store_true",
+        help="rewrite the report from the raw results saved next to it (after editing ANALYSIS.md); runs nothing",
+    )
     args = parser.parse_args()
+    if args.rerender:
+        raw = json.loads(Path(args.out).with_suffix(".json").read_text())
+        write(Path(args.out), render(**_with_analysis(raw)))
+        print(f"rewrote {args.out} from {Path(args.out).with_suffix('.json')}", file=sys.stderr)
+        return
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     engines = args.engines.split(",") if args.engines else list(SMOKE_ENGINES if args.smoke else ENGINES)
     unknown = [e for e in engines if e not in ENGINES]
@@ -146,6 +165,14 @@ async def main() -> None:
     else:
         pg_url = None
     sections: list[dict[str, Any]] = []
+    loads: list[float] = [load_before[0]]
+
+    async def sample_load() -> None:
+        while True:
+            await asyncio.sleep(10)
+            loads.append(os.getloadavg()[0])
+
+    sampler = asyncio.create_task(sample_load())
     try:
         if mode == "smoke":
             sections = list(await asyncio.gather(*(_run_section(e, mode, pg_url, workdir) for e in engines)))
@@ -153,6 +180,7 @@ async def main() -> None:
             for e in engines:
                 sections.append(await _run_section(e, mode, pg_url, workdir))
     finally:
+        sampler.cancel()
         if cluster is not None:
             cluster.stop()
     if pg_error:
@@ -164,11 +192,13 @@ async def main() -> None:
 
     warning = None
     cores = os.cpu_count() or 1
-    if max(load_before[0], load_after[0]) > cores * 0.75:
+    loads.append(load_after[0])
+    if max(loads) > cores * 1.25:
         warning = (
-            f"the machine was loaded by other work while this ran (1-minute load average {load_before[0]:.1f} "
-            f"at the start, {load_after[0]:.1f} at the end, on {cores} cores): absolute times are inflated; "
-            "ratios between variants measured round-robin in one process are the robust numbers."
+            f"the machine was loaded while this ran (1-minute load average sampled every 10 s: median "
+            f"{statistics.median(loads):.1f}, max {max(loads):.1f}, on {cores} cores; the benchmark itself keeps "
+            "about one core busy): absolute times are inflated; ratios between variants measured round-robin "
+            "in one process are the robust numbers."
         )
     machine = [
         ("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")),
@@ -177,26 +207,26 @@ async def main() -> None:
         ("OS", f"{platform.system()} {platform.release()}"),
         ("load average (1/5/15 min) at start", " / ".join(f"{x:.2f}" for x in load_before)),
         ("load average (1/5/15 min) at end", " / ".join(f"{x:.2f}" for x in load_after)),
+        ("1-minute load average during the run", f"median {statistics.median(loads):.2f}, max {max(loads):.2f}"),
         ("Python", platform.python_version()),
         *[(p, _version(p)) for p in PACKAGES],
         ("PostgreSQL", pg_version),
         ("git commit", _git_commit()),
     ]
-    analysis_file = ROOT / "ANALYSIS.md"
-    text = render(
-        header={
+    raw = {
+        "header": {
             "command": "python -m benchmarks" + {"smoke": " --smoke", "quick": " --quick", "full": ""}[mode],
             "mode": mode,
             "date": machine[0][1],
             "elapsed": elapsed,
             "warning": warning,
         },
-        machine=machine,
-        sections=sections,
-        analysis=analysis_file.read_text() if analysis_file.exists() and mode != "smoke" else None,
-    )
-    write(Path(args.out), text)
-    (Path(args.out).with_suffix(".json")).write_text(json.dumps(sections, indent=1)) if mode != "smoke" else None
+        "machine": machine,
+        "sections": sections,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).with_suffix(".json").write_text(json.dumps(raw, indent=1))
+    write(Path(args.out), render(**_with_analysis(raw)))
     print(f"wrote {args.out} in {elapsed:.0f} s", file=sys.stderr)
 
 
