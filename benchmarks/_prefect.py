@@ -90,7 +90,7 @@ async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> No
 
 
 async def _run(mode: Mode, result: SectionResult, workdir: Path) -> None:
-    from ._prefect_agents import OURS, PAI, PLAIN, WORKLOADS, floor_flow, floor_plan
+    from ._prefect_agents import OURS, PAI, PLAIN, WORKLOADS, floor_flow, floor_persisted_flow, floor_plan
 
     engine = "Prefect"
 
@@ -103,6 +103,7 @@ async def _run(mode: Mode, result: SectionResult, workdir: Path) -> None:
                 "ours": lambda key=key: OURS[key].run("go"),
                 "pydantic-ai": lambda key=key: PAI[key].run("go"),
                 "floor": lambda key=key: floor_flow(floor_plan(WORKLOADS[key])),
+                "floor (persisted)": lambda key=key: floor_persisted_flow(floor_plan(WORKLOADS[key])),
             }
             out = w.expected_output
             check = output_check({"plain": out, "ours": out, "pydantic-ai": out})
@@ -111,6 +112,7 @@ async def _run(mode: Mode, result: SectionResult, workdir: Path) -> None:
             med = {v: s["median_ms"] for v, s in results[w.label].items()}
             result.metrics[f"prefect.{key}.ours_over_floor"] = ratio(med["ours"], med["floor"])
             result.metrics[f"prefect.{key}.ours_over_pai"] = ratio(med["ours"], med["pydantic-ai"])
+            result.metrics[f"prefect.{key}.ours_over_floor_persisted"] = ratio(med["ours"], med["floor (persisted)"])
         result.tables += latency_tables(
             "latency",
             engine,
@@ -119,7 +121,8 @@ async def _run(mode: Mode, result: SectionResult, workdir: Path) -> None:
                 "floor: a flow running 2K+1 no-op tasks with Prefect's default task settings (a model task, then its "
                 "tool tasks in parallel, per round).",
                 "ours persists task results (so `resume` can skip completed tasks after a crash); pydantic-ai's "
-                "wrapper and the floor use Prefect's defaults.",
+                "wrapper and `floor` use Prefect's defaults; `floor (persisted)` is the floor with "
+                "`persist_result=True`, the same work per task as ours.",
                 "CPU is this process's CPU time; the server's is not included.",
             ],
         )

@@ -33,6 +33,18 @@ async def floor_flow(plan: list[int]) -> int:
     return done
 
 
+persisted_noop = noop.with_options(name="bench.noop_persisted", persist_result=True)
+
+
+@flow(name="bench.floor_persisted")
+async def floor_persisted_flow(plan: list[int]) -> int:
+    """The floor with results persisted, as `PrefectAgent` does so that `resume` can skip completed tasks."""
+    done = 0
+    for n in plan:
+        done += len(await asyncio.gather(*(persisted_noop(NOOP_PAYLOAD) for _ in range(n))))
+    return done
+
+
 def floor_plan(w: Workload) -> list[int]:
     plan: list[int] = []
     for _ in range(w.k):

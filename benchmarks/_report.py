@@ -22,6 +22,7 @@ TARGETS = [
     ("DBOS, SQLite: ours / floor at K=4 (tools journaled)", "dbos_sqlite.k4.ours_over_floor", "<=", 1.3),
     ("DBOS, PostgreSQL: ours / floor at K=4 (tools journaled)", "dbos_pg.k4.ours_over_floor", "<=", 1.3),
     ("Prefect: ours / floor at K=4", "prefect.k4.ours_over_floor", "<=", 1.1),
+    ("Prefect: ours / floor with persisted results at K=4", "prefect.k4.ours_over_floor_persisted", "<=", 1.1),
     ("Temporal: ours / pydantic-ai at K=4", "temporal.k4.ours_over_pai", "<=", 0.8),
     ("Temporal: history bytes at K=64 (ours)", "temporal.history.k64.ours_bytes", "<=", 300_000),
     ("Temporal: throughput ours / pydantic-ai", "temporal.throughput.ours_over_pai", ">=", 1.5),
