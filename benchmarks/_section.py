@@ -32,7 +32,7 @@ class Mode:
 
 MODES = {
     "smoke": Mode("smoke", 1, 0, 1, (Workload(0), Workload(1)), (0, 8), 4, 1, True),
-    "quick": Mode("quick", 3, 1, 2, LATENCY_WORKLOADS, HISTORY_KS, 20, 1, True),
+    "quick": Mode("quick", 3, 0, 2, LATENCY_WORKLOADS, HISTORY_KS, 20, 1, True),
     "full": Mode("full", 15, 2, 5, LATENCY_WORKLOADS, HISTORY_KS, 50, 2, True),
 }
 
