@@ -21,6 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
@@ -38,6 +39,8 @@ class _Chain:
     messages: list[ModelMessage] = field(default_factory=list[ModelMessage])
     chunks: list[bytes] = field(default_factory=list[bytes])
     digests: list[bytes] = field(default_factory=lambda: [b""])
+    params: tuple[str, Any] | None = None
+    """The last request parameters received, with their digest (they rarely change within a run)."""
 
     def truncate(self, length: int) -> None:
         del self.messages[length:]
@@ -55,6 +58,15 @@ class MessageLog:
 
     def __init__(self) -> None:
         self._chain = _Chain()
+        self._params: tuple[str, bytes] | None = None
+
+    def params(self, encoded: bytes) -> tuple[str, bool]:
+        """Plan the request parameters: `(digest, send)`; `send` is false when the unit side already holds them."""
+        if self._params is not None and self._params[1] == encoded:
+            return self._params[0], False
+        digest = hashlib.blake2b(encoded, digest_size=16).hexdigest()
+        self._params = (digest, encoded)
+        return digest, True
 
     def delta(self, messages: Sequence[ModelMessage]) -> tuple[int, str, list[bytes]]:
         """Plan a model request: `(base, digest, new chunks)`, and record that the unit side will hold `messages`."""
@@ -101,8 +113,14 @@ class HistoryCache:
         self.hits = 0
         self.misses = 0
 
-    def resolve(self, run_key: str, base: int, digest: str, chunks: Sequence[bytes]) -> list[ModelMessage] | None:
-        """The full history for a request, or `None` on a miss (the container then resends everything)."""
+    def resolve(
+        self, run_key: str, base: int, digest: str, chunks: Sequence[bytes], *, params_digest: str, params: Any
+    ) -> tuple[list[ModelMessage], Any] | None:
+        """The full history and request parameters for a request, or `None` on a miss.
+
+        `params` is `None` when the container expects this side to hold the parameters with `params_digest`.
+        On a miss the container resends everything.
+        """
         with self._lock:
             chain = self._runs.get(run_key)
             if base == 0:
@@ -110,8 +128,14 @@ class HistoryCache:
             elif chain is None or len(chain.digests) <= base or chain.digests[base].hex() != digest:
                 self.misses += 1
                 return None
-            else:
+            if params is None:
+                if chain.params is None or chain.params[0] != params_digest:
+                    self.misses += 1
+                    return None
+                params = chain.params[1]
+            if base:
                 self.hits += 1
+            chain.params = (params_digest, params)
             chain.truncate(base)
             for chunk in chunks:
                 chain.append(MESSAGE_TA.validate_json(chunk), chunk)
@@ -119,7 +143,7 @@ class HistoryCache:
             self._runs.move_to_end(run_key)
             while len(self._runs) > self.max_runs:
                 self._runs.popitem(last=False)
-            return list(chain.messages)
+            return list(chain.messages), params
 
     def add_response(self, run_key: str, base_length: int, response: ModelResponse, chunk: bytes) -> None:
         """Record the response to a request whose history had `base_length` messages."""
