@@ -1,0 +1,277 @@
+"""`DBOSAgent`: each agent run is a DBOS workflow, each model request and tool call a DBOS step."""
+
+from __future__ import annotations
+
+import pickle
+import weakref
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from contextvars import ContextVar
+from typing import Any, cast
+
+from dbos import DBOS
+from dbos import _dbos as dbos_internals  # pyright: ignore[reportPrivateUsage]
+from dbos._core import StepOptions
+from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.messages import ModelMessagesTypeAdapter
+from pydantic_ai.models import Model
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.run import AgentRunResult
+from pydantic_ai.tools import AgentDepsT
+from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionToolset
+
+from .._agent import DurableAgent, ParallelExecutionMode
+from .._codec import is_fatal
+from .._config import UnitConfigs, config_keys
+from .._engine import DBOS_CAPABILITIES
+from .._units import Unit
+from ..exceptions import (
+    ContainerUsageError,
+    DuplicateAgentNameError,
+    RegisteredTooLateError,
+    SerializationError,
+    UnknownConfigKeyError,
+)
+from ._config import StepConfig
+
+__all__ = ["DBOSAgent"]
+
+_STEP_CONFIG_KEYS = config_keys(StepConfig)
+
+# Agent names per DBOS registry: `DBOS.destroy(destroy_registry=True)` starts a new registry, and with it a new
+# namespace, so tests (and apps that rebuild DBOS) can wrap an agent of the same name again.
+_NAMES: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+
+# Inside one of our workflows: (workflow id, number of agent runs started so far), for deterministic run keys.
+_RUN_SEQ: ContextVar[tuple[str, list[int]] | None] = ContextVar("durable_agents_dbos_run_seq", default=None)
+
+
+def _dbos_launched() -> bool:
+    # DBOS has no public "is launched" query; its global instance knows.
+    instance = dbos_internals._dbos_global_instance  # pyright: ignore[reportPrivateUsage]
+    return instance is not None and bool(instance._launched)  # pyright: ignore[reportPrivateUsage]
+
+
+def _is_dbos_function(function: Any) -> bool:
+    """Whether a tool function is already a DBOS step or workflow (DBOS tags the wrappers it makes)."""
+    return hasattr(function, "dbos_function_name")
+
+
+def _should_retry(exc: BaseException) -> bool:
+    # Units already turn fatal errors into values; this guards anything that slips through.
+    return not is_fatal(exc)
+
+
+class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
+    """A pydantic-ai agent whose runs are DBOS workflows and whose I/O operations are DBOS steps.
+
+    Create it at import time, before `DBOS.launch()`: DBOS recovers only the workflows it knows at launch.
+
+    ```python
+    from dbos import DBOS
+    from durable_agents.dbos import DBOSAgent, StepConfig
+
+    DBOS(config={"name": "app", "system_database_url": "sqlite:///app.sqlite"})
+    dbos_agent = DBOSAgent(agent, model_step_config=StepConfig(retries_allowed=True, max_attempts=3))
+    DBOS.launch()
+    result = await dbos_agent.run("What is the capital of Mexico?")
+    ```
+    """
+
+    engine = "dbos"
+    capabilities = DBOS_CAPABILITIES
+
+    def __init__(
+        self,
+        wrapped: AbstractAgent[AgentDepsT, OutputDataT],
+        *,
+        step_config: StepConfig | None = None,
+        model_step_config: StepConfig | None = None,
+        mcp_step_config: StepConfig | None = None,
+        toolset_step_configs: Mapping[str, StepConfig] | None = None,
+        tool_step_configs: Mapping[str, StepConfig | None] | None = None,
+        event_stream_handler_step_config: StepConfig | None = None,
+        models: Mapping[str, Model | str] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
+        require: Iterable[str] = (),
+    ) -> None:
+        """Wrap `wrapped` so that its runs are DBOS workflows. Must be called before `DBOS.launch()`.
+
+        Args:
+            wrapped: The agent; it must have a `name`, unique among the process's DBOS agents.
+            step_config: Config of every step.
+            model_step_config: Config of model request steps, over `step_config`.
+            mcp_step_config: Config of the listing and call steps of MCP servers (and other toolsets whose tool
+                list is I/O), over `step_config`.
+            toolset_step_configs: Config per toolset id, over the above. The agent's own tools have the id `agent`.
+            tool_step_configs: Config per tool name, over its toolset's. `None` runs the tool inline in the
+                workflow, not journaled: only for fast, deterministic, I/O-free tools. Tools already decorated
+                with `@DBOS.step` (or `@DBOS.workflow`) run as themselves unless they are listed here.
+            event_stream_handler_step_config: Config of the steps that deliver agent-level events to the
+                event-stream handler, over `step_config`.
+            models: Models a run may select with `run(model='<key>')`.
+            event_stream_handler: Called with the live model stream inside model steps, and with agent-level
+                events (tool calls and results, final result) in their own steps, in order.
+            parallel_execution_mode: `'parallel_ordered_events'` (default) runs the tool calls of one model
+                response concurrently and reports their events in call order; `'sequential'` runs them one by one.
+            require: Capabilities the engine must have.
+        """
+        if _dbos_launched():
+            raise RegisteredTooLateError(
+                f"DBOSAgent for agent {wrapped.name!r} was created after DBOS.launch(). DBOS only recovers workflows "
+                "registered before launch, so this agent's runs could not survive a crash. Fix: create every "
+                "DBOSAgent at import time (module level), before calling DBOS.launch()."
+            )
+        registry = dbos_internals._get_or_create_dbos_registry()  # pyright: ignore[reportPrivateUsage]
+        names = _NAMES.setdefault(registry, set())
+        if wrapped.name and wrapped.name in names:
+            raise DuplicateAgentNameError(wrapped.name, self.engine)
+
+        mcp = dict(mcp_step_config or {})
+        unknown = sorted(k for k in mcp if k not in _STEP_CONFIG_KEYS)
+        if unknown:
+            raise UnknownConfigKeyError("mcp_step_config", unknown, sorted(_STEP_CONFIG_KEYS))
+        toolset_cfgs: dict[str, Mapping[str, Any]] = {}
+        tool_cfgs: dict[str, Mapping[str, Any] | None] = dict(tool_step_configs or {})
+
+        def visit(leaf: AbstractToolset[Any]) -> None:
+            if isinstance(leaf, FunctionToolset):
+                for tool_name, tool in leaf.tools.items():
+                    if tool_name not in tool_cfgs and _is_dbos_function(tool.function):
+                        tool_cfgs[tool_name] = None  # already journaled by its own decorator
+            elif not isinstance(leaf, ExternalToolset) and leaf.id is not None and mcp:
+                toolset_cfgs[leaf.id] = dict(mcp)
+
+        for toolset in wrapped.toolsets:
+            toolset.apply(visit)
+        for toolset_id, cfg in (toolset_step_configs or {}).items():
+            toolset_cfgs[toolset_id] = {**toolset_cfgs.get(toolset_id, {}), **cfg}
+
+        configs = UnitConfigs(
+            known_keys=_STEP_CONFIG_KEYS,
+            config_name="StepConfig",
+            base=step_config or {},
+            model=model_step_config or {},
+            events=event_stream_handler_step_config or {},
+            toolsets=toolset_cfgs,
+            tools=tool_cfgs,
+        )
+        super().__init__(
+            wrapped,
+            unit_configs=configs,
+            models=models,
+            event_stream_handler=event_stream_handler,
+            parallel_execution_mode=parallel_execution_mode,
+            require=require,
+        )
+
+        async def run_workflow(request: dict[str, Any]) -> AgentRunResult[Any]:
+            token = _RUN_SEQ.set(None)
+            try:
+                return await self.run_in_container(**self._decode_request(request))
+            finally:
+                _RUN_SEQ.reset(token)
+
+        self.workflow_name = f"{self.name}.run"
+        """The name of the DBOS workflow of this agent's runs (see `DBOS.list_workflows(name=...)`)."""
+        self._workflow = DBOS.workflow(name=self.workflow_name)(run_workflow)
+        names.add(self.name)
+
+    # ----------------------------------------------------------------- engine hooks
+
+    def in_container(self) -> bool:
+        """Whether the caller is DBOS workflow code (not a step)."""
+        return DBOS.workflow_id is not None and DBOS.step_id is None
+
+    def new_run_key(self) -> str:
+        """`<agent>:<workflow id>:<n>`: the n-th agent run of the workflow, the same when the workflow recovers."""
+        workflow_id = DBOS.workflow_id
+        if workflow_id is None:
+            raise ContainerUsageError("A durable run of a DBOSAgent must run inside its DBOS workflow.")
+        seq = _RUN_SEQ.get()
+        if seq is None or seq[0] != workflow_id:
+            seq = (workflow_id, [0])
+            _RUN_SEQ.set(seq)
+        n = seq[1][0]
+        seq[1][0] += 1
+        return f"{self.name}:{workflow_id}:{n}"
+
+    async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
+        """Run the unit as a DBOS step named `label` (`<agent>.model`, `<agent>.toolset.<id>.call/<tool>`, ...)."""
+        options = cast(StepOptions, {**config, "name": label, "should_retry": _should_retry})
+        body = cast(Callable[[bytes], Coroutine[Any, Any, bytes]], unit.body)
+        return await DBOS.run_step_async(options, body, payload)
+
+    async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Run the agent as a DBOS workflow; inside a user's `@DBOS.workflow` it is a child workflow.
+
+        Takes the same arguments as [`Agent.run`][pydantic_ai.agent.AbstractAgent.run]. Set the workflow id
+        with DBOS's `SetWorkflowID` to make the run idempotent or to find it later.
+        """
+        if DBOS.step_id is not None:
+            raise ContainerUsageError(
+                f"DBOSAgent {self.name!r} was run inside a DBOS step (for example from a tool of another durable "
+                "agent), and DBOS cannot start a workflow from a step. Fix: run the calling tool in the workflow "
+                "instead of a step, with `tool_step_configs={'<tool name>': None}` on the calling agent; the "
+                "sub-agent's run then is a durable child workflow with its own steps."
+            )
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        return await self.run_outside_container(user_prompt, **kwargs)
+
+    async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
+        """Start the agent's DBOS workflow and wait for its result."""
+        return await self._workflow(self._encode_request(user_prompt, kwargs))
+
+    # ----------------------------------------------------------------- workflow inputs
+
+    def _encode_request(self, user_prompt: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The workflow's input: plain data DBOS can store and hand back to a recovering process."""
+        kwargs.pop("infer_name", None)
+        if kwargs.get("toolsets"):
+            raise ContainerUsageError(
+                "Run-time toolsets cannot be used with a DBOSAgent: their tools would have no steps and could not "
+                "be recovered. Fix: add the toolsets to the Agent before wrapping it."
+            )
+        model_key, _ = self._resolve_run_model(kwargs.pop("model", None))
+        deps = self.deps_codec.check(kwargs.pop("deps", None))
+        history = kwargs.pop("message_history", None)
+        handler = kwargs.pop("event_stream_handler", None)
+        if handler is not None:
+            _check_picklable(
+                "event_stream_handler",
+                handler,
+                "Pass a module-level function (it is stored by reference), or pass the handler when building "
+                "the DBOSAgent.",
+            )
+        _check_picklable("user_prompt", user_prompt, "Pass a string or pydantic-ai user content.")
+        for name, value in kwargs.items():
+            _check_picklable(name, value, "Pass plain data (numbers, strings, dicts, dataclasses).")
+        return {
+            "prompt": user_prompt,
+            "model": model_key,
+            "deps": deps,
+            "history": None if history is None else ModelMessagesTypeAdapter.dump_json(list(history)),
+            "handler": handler,
+            "options": kwargs,
+        }
+
+    def _decode_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        model_key: str | None = request["model"]
+        kwargs: dict[str, Any] = dict(request["options"])
+        kwargs["user_prompt"] = request["prompt"]
+        kwargs["model"] = None if model_key is None else model_key[2:]
+        kwargs["deps"] = self.deps_codec.decode(request["deps"])
+        kwargs["event_stream_handler"] = request["handler"]
+        if request["history"] is not None:
+            kwargs["message_history"] = ModelMessagesTypeAdapter.validate_json(request["history"])
+        return kwargs
+
+
+def _check_picklable(name: str, value: Any, fix: str) -> None:
+    try:
+        pickle.dumps(value)
+    except Exception as exc:
+        raise SerializationError(
+            f"The run argument `{name}` ({type(value).__name__}) cannot be stored by DBOS, which pickles workflow "
+            f"inputs so a recovering process can resume the run: {exc}. Fix: {fix}"
+        ) from exc

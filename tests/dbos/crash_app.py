@@ -1,0 +1,77 @@
+"""A DBOS app for the crash tests, run in subprocesses: `python crash_app.py <mode> <db url> <workflow id> <dir>`.
+
+Modes:
+
+- `run`: start the agent run under the given workflow id (crashes where `DURABLE_AGENTS_CRASH` says);
+- `resume`: launch DBOS, which recovers this executor's pending runs, and wait for the run's result;
+- `takeover <executor>`: launch as another executor, wait for a line on stdin, then recover the pending
+  runs of `<executor>` with DBOS's executor-recovery API and wait for the run's result.
+
+`PARALLEL=n` makes each round n parallel tool calls. The model counts its requests in `<dir>/model_calls`
+and the tool its executions in `<dir>/tool_calls`.
+Prints one JSON line: the output and the unit labels this process executed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from dbos import DBOS, SetWorkflowID
+from pydantic_ai import Agent
+
+from durable_agents.dbos import DBOSAgent
+from durable_agents.testing import CallCounter, inject_crash, record_units, tool_loop_model
+
+ROUNDS = 4
+
+
+def build_agent(workdir: Path, parallel: int = 1) -> Agent[None, str]:
+    """The agent under test: 4 rounds of `parallel` tool calls, then an answer listing their results."""
+    model = tool_loop_model(ROUNDS, parallel=parallel, counter=CallCounter(workdir / "model_calls"))
+    agent = Agent(model, name="crashy")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        with (workdir / "tool_calls").open("a") as f:
+            f.write(f"{i}\n")
+        return f"r{i}"
+
+    return agent
+
+
+def main() -> None:
+    mode, url, workflow_id, workdir = sys.argv[1:5]
+    executor = sys.argv[5] if mode == "takeover" else os.environ.get("EXECUTOR_ID", "local")
+    dbos_agent = DBOSAgent(build_agent(Path(workdir), int(os.environ.get("PARALLEL", "1"))))
+    config = {
+        "name": "durable-agents-crash",
+        "system_database_url": url,
+        "application_version": "crash-test",
+        "executor_id": "takeover" if mode == "takeover" else executor,
+        "log_level": "WARNING",
+    }
+    DBOS(config=config)  # type: ignore[arg-type]
+    inject_crash()
+    with record_units() as units:
+        DBOS.launch()
+        if mode == "run":
+            with SetWorkflowID(workflow_id):
+                output = asyncio.run(dbos_agent.run("go")).output
+        elif mode == "resume":
+            output = DBOS.retrieve_workflow(workflow_id).get_result().output
+        else:
+            print(json.dumps({"ready": True}), flush=True)
+            sys.stdin.readline()
+            handles = DBOS._recover_pending_workflows([executor])  # pyright: ignore[reportPrivateUsage]
+            assert [h.workflow_id for h in handles] == [workflow_id], handles
+            output = handles[0].get_result().output
+    print(json.dumps({"output": output, "executed": units.labels}), flush=True)
+    DBOS.destroy()
+
+
+if __name__ == "__main__":
+    main()
