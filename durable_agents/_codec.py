@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pydantic_core
-from pydantic import TypeAdapter
+from pydantic import PydanticSchemaGenerationError, TypeAdapter
 from pydantic_ai import messages as _messages
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UserError
 from pydantic_ai.models import Model, ModelRequestParameters
@@ -87,7 +87,14 @@ class DepsCodec:
     def __init__(self, deps_type: type[Any]) -> None:
         self.deps_type = deps_type
         self._none = deps_type is type(None)
-        self._ta: TypeAdapter[Any] | None = None if self._none else _adapter_for(deps_type)
+        try:
+            self._ta: TypeAdapter[Any] | None = None if self._none else _adapter_for(deps_type)
+        except PydanticSchemaGenerationError as exc:
+            raise UnserializableDepsError(
+                f"The agent's deps_type {_type_name(deps_type)} cannot be serialized: pydantic has no schema for it "
+                f"({exc.message.splitlines()[0]}). Units may run in another process, so deps must be data. "
+                "Fix: make deps_type a dataclass / pydantic model of plain fields, and keep clients out of deps."
+            ) from exc
 
     def encode(self, deps: Any) -> bytes:
         """Encode deps, or raise [`UnserializableDepsError`][durable_agents.exceptions.UnserializableDepsError]."""

@@ -1,0 +1,44 @@
+"""`TaskConfig`: the Prefect task options a unit of a `PrefectAgent` can take, and how they reach Prefect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+from prefect.cache_policies import CachePolicy
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.filesystems import WritableFileSystem
+from prefect.tasks import Task
+
+__all__ = ["TaskConfig"]
+
+
+class TaskConfig(TypedDict, total=False):
+    """Options of the Prefect task that runs one unit (model request, tool call, MCP listing, event delivery).
+
+    Every key mirrors the argument of the same name of `prefect.task`. Configs are layered as the core
+    defines (`task_config` -> `model_task_config` / `event_stream_handler_task_config` /
+    `toolset_task_configs[id]` -> `tool_task_config_by_name[name]`); a later layer overrides only the keys
+    it sets. Errors that cannot heal (our `DurableAgentsError`s, pydantic-ai `UserError`, 4xx model API
+    errors) are never retried, whatever `retries` says.
+    """
+
+    retries: int
+    """How many times Prefect retries the task after a retryable error (default 0)."""
+    retry_delay_seconds: float | list[float]
+    """Seconds to wait before each retry: one number for every retry, or one per retry."""
+    retry_condition_fn: Callable[[Task[..., Any], TaskRun, State[Any]], bool]
+    """Called with the task, its run and the failed state; return `False` to stop retrying."""
+    timeout_seconds: float
+    """Fail the attempt (and retry it, if retries remain) when it runs longer than this."""
+    cache_policy: CachePolicy
+    """How a completed unit is found again. The default,
+    [`RUN_SCOPED`][durable_agents.prefect.RUN_SCOPED], only reuses results within the same flow run
+    (resume, Prefect retry); [`CROSS_RUN`][durable_agents.prefect.CROSS_RUN] also shares them between runs
+    with the same inputs; `prefect.cache_policies.NO_CACHE` turns caching off (no resume)."""
+    persist_result: bool
+    """Store the unit's output in result storage (default `True`: resuming a flow run needs it)."""
+    result_storage: WritableFileSystem | str
+    """Where outputs are stored (a block or a block slug); default: Prefect's local storage."""
+    log_prints: bool
+    """Send `print()` output of the unit to the Prefect logger."""

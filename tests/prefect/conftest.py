@@ -1,0 +1,155 @@
+"""One real Prefect server (PostgreSQL-backed) for the whole Prefect test session.
+
+Prefect reads its settings when it is imported, so the environment is set here, before any test
+module imports `prefect`; subprocesses (crash, serve) inherit it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+_ROOT = Path(tempfile.mkdtemp(prefix="durable-agents-prefect-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_API_PORT = _free_port()
+_PG_PORT = _free_port()
+
+os.environ.update(
+    {
+        "PREFECT_HOME": str(_ROOT / "home"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{_API_PORT}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+        "PREFECT_LOGGING_TO_API_ENABLED": "false",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{_PG_PORT}/prefect",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+)
+
+_PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _as_postgres(*cmd: str) -> list[str]:
+    if os.geteuid() == 0:
+        return ["su", "postgres", "-c", " ".join(cmd)]
+    return list(cmd)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server() -> Iterator[str]:
+    """A Prefect server on a throwaway PostgreSQL cluster; yields the API URL."""
+    if not (_PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL 15 binaries are required for the Prefect tests (Debian package postgresql-15).")
+    pgdata = _ROOT / "pg"
+    pgdata.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(_ROOT, "postgres", "postgres")
+        shutil.chown(pgdata, "postgres", "postgres")
+    pg_ctl = str(_PG_BIN / "pg_ctl")
+    subprocess.run(
+        _as_postgres(
+            str(_PG_BIN / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
+        ),
+        check=True,
+        capture_output=True,
+    )
+    opts = f"'-p {_PG_PORT} -k {pgdata} -c listen_addresses=127.0.0.1 -c fsync=off'"
+    subprocess.run(
+        _as_postgres(pg_ctl, "-D", str(pgdata), "-l", str(pgdata / "log"), "-w", "-o", opts, "start"),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_postgres(str(_PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(_PG_PORT), "-U", "postgres", "prefect"),
+        check=True,
+        capture_output=True,
+    )
+    log = (_ROOT / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(_API_PORT),
+            "--no-ui",
+            "--analytics-off",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = os.environ["PREFECT_API_URL"]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Prefect server did not start; see {_ROOT / 'server.log'}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        subprocess.run(_as_postgres(pg_ctl, "-D", str(pgdata), "-m", "fast", "stop"), check=False, capture_output=True)
+        shutil.rmtree(_ROOT, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            # Prefect's API and events clients leave keep-alive sockets to the server for the garbage collector
+            # (seen with prefect 3.8.8); they are closed at exit, not leaked per run.
+            item.add_marker(pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"))
+            item.add_marker(
+                pytest.mark.filterwarnings(
+                    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+                )
+            )
+            # `run_sync` runs Prefect's async flow through pydantic-ai's sync bridge, whose loop Prefect keeps
+            # referenced until the garbage collector closes it.
+            item.add_marker(pytest.mark.filterwarnings("ignore:unclosed event loop:ResourceWarning"))
+            item.add_marker(
+                pytest.mark.filterwarnings(
+                    "ignore:Exception ignored in. <function BaseEventLoop:pytest.PytestUnraisableExceptionWarning"
+                )
+            )
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_per_test() -> Iterator[None]:
+    # Unraisable warnings are reported to the test that was running when the object died; collect here so they
+    # meet the per-test filters above instead of surfacing at session end, where no filter applies.
+    yield
+    gc.collect()
