@@ -9,8 +9,10 @@ import pytest
 
 PACKAGES = [
     "durable_agents",
+    "durable_agents.dbos",
     "durable_agents.exceptions",
     "durable_agents.local",
+    "durable_agents.prefect",
     "durable_agents.temporal",
     "durable_agents.testing",
 ]
