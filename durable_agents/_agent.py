@@ -46,6 +46,7 @@ from ._codec import DepsCodec, check_size
 from ._config import UnitConfigs
 from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
+from ._history import HISTORY_CACHE
 from ._model import DurableModel, model_unit_body
 from ._run import CURRENT_RUN, RunState
 from ._toolset import DurableToolset, is_static, list_unit_body, tool_unit_body
@@ -326,6 +327,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             kwargs["conversation_id"] = short_id
         handler = run_handler or self._handler
         state = RunState(self._name, run_key, model_key, deps_bytes, handler)
+        HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)
         try:

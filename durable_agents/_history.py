@@ -10,7 +10,10 @@ expects the unit side to hold. The unit side keeps a bounded, process-wide
 The digest is a hash chain over the exact bytes each message was encoded as (by the container
 for requests, by the unit for responses), so both sides agree without re-encoding. When the unit
 side does not hold a matching prefix (another worker, a restarted process, an evicted entry) it
-answers *miss*, and the container resends the whole history once. The container's choice of what
+answers *miss*, and the container resends the whole history once. When the container runs in
+the same process as the unit (DBOS, Prefect, the local engine, and a Temporal worker that runs
+both the workflow and its activities), the unit side reads a missing prefix from the
+container's live log instead, so recovering a run in a new process costs no extra unit. The container's choice of what
 to send depends only on its own state, so replay stays deterministic.
 """
 
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic_core
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from ._codec import MESSAGE_TA
@@ -110,8 +115,30 @@ class HistoryCache:
         self.max_runs = max_runs
         self._runs: OrderedDict[str, _Chain] = OrderedDict()
         self._lock = threading.Lock()
+        self._live: weakref.WeakValueDictionary[str, MessageLog] = weakref.WeakValueDictionary()
         self.hits = 0
         self.misses = 0
+        self.share_live_logs = True
+        """Whether units may read the history from a container in the same process (tests turn it off)."""
+
+    def attach(self, run_key: str, log: MessageLog) -> None:
+        """Let units in this process read a run's history from its container's log (held weakly)."""
+        if self.share_live_logs:
+            self._live[run_key] = log
+
+    def _from_live(self, run_key: str, base: int, digest: str) -> _Chain | None:
+        # The container is suspended while it waits for this unit, so its log does not change meanwhile.
+        log = self._live.get(run_key)
+        if log is None:
+            return None
+        live = log._chain  # pyright: ignore[reportPrivateUsage]
+        if len(live.digests) <= base or live.digests[base].hex() != digest:
+            return None
+        chain = _Chain(live.messages[:base], live.chunks[:base], live.digests[: base + 1])
+        if log._params is not None:  # pyright: ignore[reportPrivateUsage]
+            params_digest, encoded = log._params  # pyright: ignore[reportPrivateUsage]
+            chain.params = (params_digest, pydantic_core.from_json(encoded))
+        return chain
 
     def resolve(
         self, run_key: str, base: int, digest: str, chunks: Sequence[bytes], *, params_digest: str, params: Any
@@ -126,8 +153,10 @@ class HistoryCache:
             if base == 0:
                 chain = _Chain()
             elif chain is None or len(chain.digests) <= base or chain.digests[base].hex() != digest:
-                self.misses += 1
-                return None
+                chain = self._from_live(run_key, base, digest)
+                if chain is None:
+                    self.misses += 1
+                    return None
             if params is None:
                 if chain.params is None or chain.params[0] != params_digest:
                     self.misses += 1
@@ -154,10 +183,15 @@ class HistoryCache:
             chain.truncate(base_length)
             chain.append(response, chunk)
 
-    def clear(self) -> None:
-        """Forget every run (tests use this to force the resend path)."""
+    def clear(self, *, live: bool = True) -> None:
+        """Forget every run, as a new process would; with `live`, also stop reading containers' logs.
+
+        Tests use `clear()` to force the resend path, and `clear(live=False)` for the in-process recovery path.
+        """
         with self._lock:
             self._runs.clear()
+            if live:
+                self._live.clear()
 
 
 HISTORY_CACHE = HistoryCache()

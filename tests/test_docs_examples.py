@@ -1,7 +1,8 @@
 """The code examples in the docs run, and print what the docs say they print.
 
 A page's ```python blocks run in order in one namespace (pages listed together share it). A block whose first
-line is `# not run` is skipped (it needs an engine server). Lines `#> text` (or `# > text`) state the expected output of the
+line is `# not run` is skipped (it needs an engine server). Lines `#> text` (`# > text` once
+formatted) state the expected output of the
 block, compared with what the block prints.
 """
 
