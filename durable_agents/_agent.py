@@ -27,6 +27,7 @@ container ([`run_outside_container`][durable_agents.DurableAgent.run_outside_con
 from __future__ import annotations
 
 import functools
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -45,6 +46,7 @@ from ._codec import DepsCodec, check_size
 from ._config import UnitConfigs
 from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
+from ._history import HISTORY_CACHE
 from ._model import DurableModel, model_unit_body
 from ._run import CURRENT_RUN, RunState
 from ._toolset import DurableToolset, is_static, list_unit_body, tool_unit_body
@@ -318,11 +320,14 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         model_key, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_bytes = self.deps_codec.check(kwargs.get("deps"))
         run_key = self.new_run_key()
-        kwargs.setdefault("run_id", run_key)
+        # Ids that are the same when the container is replayed, and short: every message carries them.
+        short_id = hashlib.blake2b(run_key.encode(), digest_size=8).hexdigest()
+        kwargs.setdefault("run_id", short_id)
         if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
-            kwargs["conversation_id"] = run_key
+            kwargs["conversation_id"] = short_id
         handler = run_handler or self._handler
         state = RunState(self._name, run_key, model_key, deps_bytes, handler)
+        HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)
         try:

@@ -36,7 +36,7 @@ from ._history import HISTORY_CACHE
 from ._observers import UnitEvent, notify
 from ._run import current_run
 from ._units import UnitKind
-from .exceptions import SerializationError
+from .exceptions import SerializationError, UnitFailedError
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -86,6 +86,8 @@ class DurableModel(WrapperModel):
             return await self.wrapped.request(messages, model_settings, params)
         stream = run_context is not None and state.handler is not None
         base, digest, chunks = state.log.delta(messages)
+        params_json = PARAMS_TA.dump_json(params)
+        params_digest, send_params = state.log.params(params_json)
         try:
             header: dict[str, Any] = {
                 "run": state.run_key,
@@ -93,7 +95,8 @@ class DurableModel(WrapperModel):
                 "digest": digest,
                 "model": state.model_key,
                 "settings": model_settings,
-                "params": PARAMS_TA.dump_python(params, mode="json"),
+                "params": pydantic_core.from_json(params_json) if send_params else None,
+                "params_digest": params_digest,
                 "ctx": snapshot_ctx(run_context) if stream and run_context is not None else None,
             }
             payload = pack(header, [state.deps_bytes if stream else b"null", *chunks])
@@ -105,11 +108,14 @@ class DurableModel(WrapperModel):
         unit = owner.model_unit
         out = unpack(await owner.call_unit(unit, payload, label=unit.name))
         if out.header["kind"] == "miss":
-            full = {**header, "base": 0, "digest": ""}
+            full = {**header, "base": 0, "digest": "", "params": pydantic_core.from_json(params_json)}
             deps = state.deps_bytes if stream else b"null"
             out = unpack(await owner.call_unit(unit, pack(full, [deps, *state.log.all_chunks()]), label=unit.name))
-        if out.header["kind"] == "error":
+        kind = out.header["kind"]
+        if kind == "error":
             raise decode_error(unit.name, out.header)
+        if kind != "response":  # pragma: no cover - a full resend cannot miss
+            raise UnitFailedError(unit.name, "ProtocolError", f"unexpected answer {kind!r} to a full resend")
         response = RESPONSE_TA.validate_json(out.chunks[0])
         state.log.add_response(response, out.chunks[0])
         return response
@@ -120,13 +126,21 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
     frame = unpack(payload)
     header = frame.header
     notify(UnitEvent(owner.model_unit.name, UnitKind.MODEL, owner.model_unit.name, owner.name))
-    messages = HISTORY_CACHE.resolve(header["run"], header["base"], header["digest"], frame.chunks[1:])
-    if messages is None:
+    resolved = HISTORY_CACHE.resolve(
+        header["run"],
+        header["base"],
+        header["digest"],
+        frame.chunks[1:],
+        params_digest=header["params_digest"],
+        params=header["params"],
+    )
+    if resolved is None:
         return pack({"kind": "miss"})
+    messages, params_value = resolved
     try:
         model = owner.resolve_unit_model(header["model"])
         settings = cast(ModelSettings | None, header["settings"])
-        params = PARAMS_TA.validate_python(header["params"])
+        params = PARAMS_TA.validate_python(params_value)
         handler = owner.unit_event_handler()
         if header["ctx"] is not None and handler is not None:
             ctx = restore_ctx(header["ctx"], owner.deps_codec.decode(frame.chunks[0]), model)

@@ -169,11 +169,8 @@ def print_journal(steps: Sequence[Mapping[str, Any]], started: float) -> None:
     replayed = ran = 0
     for info in steps:
         completed = (info.get("completed_at_epoch_ms") or 0) / 1000
-        output = info.get("output")
         name = str(info["function_name"])
-        if isinstance(output, bytes) and output.startswith(b'{"kind":"miss"'):
-            note = "ran now: refilled the history cache after the restart (no model request)"
-        elif completed and completed < started:
+        if completed and completed < started:
             note = "replayed from the journal (not sent / not run again)"
             replayed += 1
         else:

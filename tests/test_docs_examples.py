@@ -1,7 +1,8 @@
 """The code examples in the docs run, and print what the docs say they print.
 
 A page's ```python blocks run in order in one namespace (pages listed together share it). A block whose first
-line is `# not run` is skipped (it needs an engine server). Lines `#> text` state the expected output of the
+line is `# not run` is skipped (it needs an engine server). Lines `#> text` (`# > text` once
+formatted) state the expected output of the
 block, compared with what the block prints.
 """
 
@@ -18,6 +19,8 @@ DOCS = Path(__file__).parent.parent / "docs"
 # Pages whose examples build on each other run in one namespace, in this order.
 CHAINS = [["engines.md", "local.md", "testing.md"], ["index.md"], ["concepts.md"]]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+# `#> text` as written, or `# > text` once ruff has formatted the block.
+OUTPUT = re.compile(r"^# ?> (.*)$")
 
 
 def blocks(page: str) -> list[str]:
@@ -39,7 +42,7 @@ def test_examples_run(chain: list[str]) -> None:
         for code in blocks(page):
             if code.startswith("# not run"):
                 continue
-            expected = [line[3:] for line in code.splitlines() if line.startswith("#> ")]
+            expected = [m.group(1) for line in code.splitlines() if (m := OUTPUT.match(line))]
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 exec(compile(code, f"{page}", "exec"), namespace)
@@ -47,3 +50,9 @@ def test_examples_run(chain: list[str]) -> None:
                 assert out.getvalue().splitlines() == expected, f"{page}:\n{code}"
             ran += 1
     assert ran or chain in (["index.md"], ["concepts.md"])
+
+
+def test_expected_output_lines_are_recognised() -> None:
+    # Guards the guard: a block with expected output must yield it, in either spelling.
+    assert [m.group(1) for line in ["#> a", "# > b", "# c"] if (m := OUTPUT.match(line))] == ["a", "b"]
+    assert any(OUTPUT.match(line) for page in ("engines.md", "local.md") for line in "".join(blocks(page)).splitlines())

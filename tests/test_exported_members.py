@@ -1,4 +1,4 @@
-"""Every public name is exported in a sorted `__all__`, and nothing private leaks."""
+"""Every public name is exported in `__all__`, and everything exported exists."""
 
 from __future__ import annotations
 
@@ -7,14 +7,23 @@ import inspect
 
 import pytest
 
-PACKAGES = ["durable_agents", "durable_agents.exceptions", "durable_agents.local", "durable_agents.testing"]
+PACKAGES = [
+    "durable_agents",
+    "durable_agents.dbos",
+    "durable_agents.exceptions",
+    "durable_agents.local",
+    "durable_agents.prefect",
+    "durable_agents.temporal",
+    "durable_agents.testing",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
-def test_all_is_sorted_complete_and_importable(name: str) -> None:
+def test_all_is_complete_and_importable(name: str) -> None:
     module = importlib.import_module(name)
     exported = list(module.__all__)
-    assert exported == sorted(exported)
+    # Sorting (constants, then classes, then functions) is enforced by ruff's RUF022.
+    assert len(exported) == len(set(exported))
     for member in exported:
         assert hasattr(module, member), member
     public = {

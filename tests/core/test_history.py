@@ -72,6 +72,27 @@ async def test_a_cache_miss_resends_the_whole_history_once() -> None:
     assert sizes[3] > sizes[2]  # the resend carries everything
 
 
+async def test_a_new_unit_cache_in_the_containers_process_reads_the_live_log() -> None:
+    # As after a recovery in a new process: the unit cache is empty, but the container replaying the run
+    # lives in this process, so no resend (and no extra unit) is needed.
+    agent = Agent(tool_loop_model(3, final="ok"), name="live")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        if i == 1:
+            HISTORY_CACHE.clear(live=False)
+        return f"r{i}"
+
+    durable = SizeRecordingAgent(agent)
+    misses_before = HISTORY_CACHE.misses
+    with record_units() as units:
+        result = await durable.run("go")
+    assert result.output == "ok"
+    assert HISTORY_CACHE.misses == misses_before
+    assert units.kinds.count("model") == 4
+    assert max(durable.model_inputs[1:]) < 1_500  # still deltas
+
+
 async def test_history_processors_that_rewrite_history_still_work() -> None:
     def copy_all(messages: list[ModelMessage]) -> list[ModelMessage]:
         # New objects every time: the log must fall back from identity to equality to keep sending deltas.

@@ -69,8 +69,8 @@ async def test_worker_killed_in_tool_two_of_four_resumes_on_a_new_worker(
     assert output == "done: r0, r1, r2, r3"
     # Every model request ran exactly once: none completed before the crash was executed again.
     assert CallCounter(counter).calls == [f"model:{i}" for i in range(5)]
-    # The killed tool activity is retried in place; the new worker's history cache is empty, so its first model
-    # request answers "miss" and the workflow resends the whole history once (two model activities, one request).
+    # The killed tool activity is retried in place. The new worker's history cache is empty, but it replays the
+    # workflow in its own process, so its model activities read the history from the workflow's live log: no resend.
     model, call = "crash.model", "crash.toolset.agent.call"
     stats = await history_stats(handle)
-    assert stats.activity_types == [model, call, model, call, model, model, call, model, call, model]
+    assert stats.activity_types == [model, call, model, call, model, call, model, call, model]
