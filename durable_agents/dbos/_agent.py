@@ -52,8 +52,13 @@ def _dbos_launched() -> bool:
 
 
 def _is_dbos_function(function: Any) -> bool:
-    """Whether a tool function is already a DBOS step or workflow (DBOS tags the wrappers it makes)."""
-    return hasattr(function, "dbos_function_name")
+    """Whether a tool function is a DBOS step or workflow wrapper, which journals itself.
+
+    DBOS tags both the wrapper it returns and the function it decorated with `dbos_function_name`, so the tag
+    alone would also match the plain, undecorated function. The wrapper is the one that wraps a tagged function.
+    """
+    inner = getattr(function, "__wrapped__", None)
+    return hasattr(function, "dbos_function_name") and inner is not None and hasattr(inner, "dbos_function_name")
 
 
 def _should_retry(exc: BaseException) -> bool:

@@ -162,8 +162,17 @@ async def test_tool_opt_out_and_dbos_step_tools_are_not_wrapped(launch: Launch) 
     def stepped(i: int) -> str:
         return f"stepped {DBOS.step_id is not None}"
 
+    # The plain function decorated elsewhere in the process: DBOS tags it too, but it is not a step itself,
+    # so the agent that uses it undecorated must still journal its calls.
+    def plain(i: int) -> str:
+        return f"plain {DBOS.step_id is not None}"
+
+    DBOS.step(name="plain_elsewhere")(plain)
+    agent3 = Agent(tool_loop_model(1, tool_name="plain", final="ok"), name="plainuser", tools=[plain])
+
     optout = DBOSAgent(agent, tool_step_configs={"inline": None})
     userstep = DBOSAgent(agent2)
+    plainuser = DBOSAgent(agent3)
     launch()
     with SetWorkflowID("optout-run"):
         assert (await optout.run("go")).output == "ok"
@@ -174,6 +183,14 @@ async def test_tool_opt_out_and_dbos_step_tools_are_not_wrapped(launch: Launch) 
     assert await step_names("userstep-run") == ["userstep.model", "my_own_step", "userstep.model"]
     tool_return = result.all_messages()[2].parts[0]
     assert tool_return.content == "stepped True"  # pyright: ignore[reportAttributeAccessIssue]
+    with SetWorkflowID("plainuser-run"):
+        result = await plainuser.run("go")
+    assert await step_names("plainuser-run") == [
+        "plainuser.model",
+        "plainuser.toolset.agent.call/plain",
+        "plainuser.model",
+    ]
+    assert result.all_messages()[2].parts[0].content == "plain True"  # pyright: ignore[reportAttributeAccessIssue]
 
 
 async def test_model_retry_gives_retry_prompt_without_engine_retry(launch: Launch) -> None:
