@@ -152,8 +152,8 @@ async def main() -> None:
     pg_version = "not used"
     pg_error: str | None = None
     if any(e in ("dbos-postgres", "prefect") for e in engines):
-        if Cluster.available():
-            cluster = Cluster()
+        cluster = Cluster()
+        if cluster.available():
             try:
                 pg_url: str | None = cluster.start()
                 pg_version = cluster.version()
@@ -161,7 +161,7 @@ async def main() -> None:
                 pg_url, pg_error = None, str(exc)
                 cluster = None
         else:
-            pg_url, pg_error = None, "PostgreSQL 15 binaries not found"
+            pg_url, pg_error, cluster = None, "PostgreSQL 15 binaries not found", None
     else:
         pg_url = None
     sections: list[dict[str, Any]] = []

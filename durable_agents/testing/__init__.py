@@ -13,6 +13,7 @@ assert units.kinds == ["model", "call", "model", "call", "model"]
 from ._crash import CRASH_ENV, CrashInjected, inject_crash
 from ._models import CallCounter, tool_loop_model
 from ._openai_server import ChatReply, FakeOpenAIServer
+from ._postgres import PostgresCluster
 from ._recorder import UnitRecorder, record_units
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ChatReply",
     "CrashInjected",
     "FakeOpenAIServer",
+    "PostgresCluster",
     "UnitRecorder",
     "inject_crash",
     "record_units",

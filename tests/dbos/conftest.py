@@ -6,11 +6,6 @@ teardown destroys DBOS and its registry so the next test can register agents of 
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,56 +13,19 @@ from pathlib import Path
 import pytest
 from dbos import DBOS
 
-PG_BIN = Path(os.environ.get("DURABLE_AGENTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+from durable_agents.testing import PostgresCluster
+
 APP_VERSION = "durable-agents-tests"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_cluster_owner(args: list[str]) -> list[str]:
-    # initdb refuses to run as root: as root (CI), run the server binaries as the `postgres` user.
-    if os.geteuid() == 0:
-        return ["su", "postgres", "-c", " ".join(f"'{a}'" for a in args)]
-    return args
 
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A PostgreSQL 15 cluster on a free loopback port, for the whole session; stopped and deleted at the end."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL server binaries not found in {PG_BIN} (Debian package postgresql-15).")
-    data = Path(tempfile.mkdtemp(prefix="durable-agents-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
-    subprocess.run(
-        _as_cluster_owner(
-            [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        _as_cluster_owner(
-            [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o", options, "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            _as_cluster_owner([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    cluster = PostgresCluster()
+    if not cluster.available():
+        pytest.fail(f"PostgreSQL server binaries not found in {cluster.bin_dir} (Debian package postgresql-15).")
+    with cluster:
+        yield cluster.url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from durable_agents.testing import PostgresCluster
+
 _ROOT = Path(tempfile.mkdtemp(prefix="durable-agents-prefect-"))
 
 
@@ -45,44 +47,16 @@ os.environ.update(
     }
 )
 
-_PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _as_postgres(*cmd: str) -> list[str]:
-    if os.geteuid() == 0:
-        return ["su", "postgres", "-c", " ".join(cmd)]
-    return list(cmd)
+_PG = PostgresCluster(port=_PG_PORT)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server() -> Iterator[str]:
     """A Prefect server on a throwaway PostgreSQL cluster; yields the API URL."""
-    if not (_PG_BIN / "initdb").exists():
+    if not _PG.available():
         pytest.fail("PostgreSQL 15 binaries are required for the Prefect tests (Debian package postgresql-15).")
-    pgdata = _ROOT / "pg"
-    pgdata.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(_ROOT, "postgres", "postgres")
-        shutil.chown(pgdata, "postgres", "postgres")
-    pg_ctl = str(_PG_BIN / "pg_ctl")
-    subprocess.run(
-        _as_postgres(
-            str(_PG_BIN / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
-        ),
-        check=True,
-        capture_output=True,
-    )
-    opts = f"'-p {_PG_PORT} -k {pgdata} -c listen_addresses=127.0.0.1 -c fsync=off'"
-    subprocess.run(
-        _as_postgres(pg_ctl, "-D", str(pgdata), "-l", str(pgdata / "log"), "-w", "-o", opts, "start"),
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        _as_postgres(str(_PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(_PG_PORT), "-U", "postgres", "prefect"),
-        check=True,
-        capture_output=True,
-    )
+    _PG.start()
+    _PG.create_database("prefect")
     log = (_ROOT / "server.log").open("w")
     server = subprocess.Popen(
         [
@@ -121,7 +95,7 @@ def prefect_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-        subprocess.run(_as_postgres(pg_ctl, "-D", str(pgdata), "-m", "fast", "stop"), check=False, capture_output=True)
+        _PG.stop()
         shutil.rmtree(_ROOT, ignore_errors=True)
 
 
