@@ -18,7 +18,7 @@ from pydantic_ai.toolsets import FunctionToolset, WrapperToolset
 
 from durable_agents.exceptions import ConfigurationError, UnknownConfigKeyError, UnserializableDepsError
 from durable_agents.prefect import PrefectAgent, TaskConfig
-from durable_agents.testing import record_units, tool_loop_model
+from durable_agents.testing import CallCounter, record_units, tool_loop_model
 
 pytestmark = pytest.mark.prefect
 
@@ -192,3 +192,31 @@ async def test_unserializable_deps_fail_before_any_flow_run(tmp_path: Path) -> N
         await prefect_agent.run("go", deps=Deps(client=threading.Lock()))
     assert await flow_runs_of(name) == []
     assert lines(tmp_path / "model.log") == []
+
+
+async def test_a_flow_retry_reuses_completed_units_of_the_same_flow_run(tmp_path: Path) -> None:
+    # A tool fails once with no task retries left, so the flow run fails and Prefect retries it. The retried flow
+    # body runs the agent again from the start; units completed in the first attempt come from the run-scoped cache.
+    name = _name("flow_retry")
+    model_log = tmp_path / "model.log"
+    tool_log = tmp_path / "tools.log"
+    agent: Agent[None, str] = Agent(tool_loop_model(3, counter=CallCounter(model_log)), name=name)
+    failed = threading.Event()
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        with tool_log.open("a") as f:
+            f.write(f"{i}\n")
+        if i == 1 and not failed.is_set():
+            failed.set()
+            raise ConnectionError("transient outage")
+        return f"r{i}"
+
+    prefect_agent = PrefectAgent(agent, flow_retries=1)
+    result = await prefect_agent.run("go")
+
+    assert result.output == "done: r0, r1, r2"
+    [flow_run] = await flow_runs_of(name)
+    assert flow_run.run_count == 2  # one flow run, retried once
+    assert lines(model_log) == ["model:0", "model:1", "model:2", "model:3"]  # no model request sent twice
+    assert lines(tool_log) == ["0", "1", "1", "2"]  # tool 0 not re-run; tool 1 ran again after its failure
