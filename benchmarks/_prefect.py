@@ -14,9 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from durable_agents.testing import CallCounter
+from durable_agents.testing import CallCounter, PrefectServer
 
 from ._common import CRASH_AT_ENV, CRASH_EXIT, Table, latency_tables, output_check, ratio, round_robin
 from ._pg import create_database, free_port
@@ -24,7 +22,7 @@ from ._section import Mode, SectionResult, section_main
 from ._workloads import COUNTER_ENV, RECOVERY_WORKLOAD, THROUGHPUT_WORKLOAD
 
 
-def _start_server(workdir: Path, pg_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(workdir: Path, pg_url: str | None) -> tuple[PrefectServer, str]:
     port = free_port()
     os.environ.update(
         {
@@ -44,34 +42,9 @@ def _start_server(workdir: Path, pg_url: str | None) -> tuple[subprocess.Popen[b
             pg_url.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
         )
         backend = "PostgreSQL"
-    log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-ui",
-            "--analytics-off",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                return server, backend
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the Prefect server did not start; see {workdir / 'server.log'}")
-        time.sleep(0.3)
+    server = PrefectServer(port, workdir / "server.log")
+    server.start()
+    return server, backend
 
 
 async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> None:
@@ -82,11 +55,7 @@ async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> No
     try:
         await _run(mode, result, workdir)
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
 
 
 async def _run(mode: Mode, result: SectionResult, workdir: Path) -> None:

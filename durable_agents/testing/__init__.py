@@ -14,6 +14,7 @@ from ._crash import CRASH_ENV, CrashInjected, inject_crash
 from ._models import CallCounter, tool_loop_model
 from ._openai_server import ChatReply, FakeOpenAIServer
 from ._postgres import PostgresCluster
+from ._prefect_server import PrefectServer
 from ._recorder import UnitRecorder, record_units
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "CrashInjected",
     "FakeOpenAIServer",
     "PostgresCluster",
+    "PrefectServer",
     "UnitRecorder",
     "inject_crash",
     "record_units",

@@ -10,17 +10,13 @@ import gc
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from durable_agents.testing import PostgresCluster
+from durable_agents.testing import PostgresCluster, PrefectServer
 
 _ROOT = Path(tempfile.mkdtemp(prefix="durable-agents-prefect-"))
 
@@ -57,44 +53,15 @@ def prefect_server() -> Iterator[str]:
         pytest.fail("PostgreSQL 15 binaries are required for the Prefect tests (Debian package postgresql-15).")
     _PG.start()
     _PG.create_database("prefect")
-    log = (_ROOT / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(_API_PORT),
-            "--no-ui",
-            "--analytics-off",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = os.environ["PREFECT_API_URL"]
+    server = PrefectServer(_API_PORT, _ROOT / "server.log")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Prefect server did not start; see {_ROOT / 'server.log'}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        server.terminate()
         try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            server.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        yield server.api_url
+    finally:
+        server.stop()
         _PG.stop()
         shutil.rmtree(_ROOT, ignore_errors=True)
 
