@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -18,14 +17,20 @@ from .make_histories import HISTORIES, RECORDINGS
 pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
 
 
-def _history(name: str) -> WorkflowHistory:
-    text = (HISTORIES / f"{name}.json").read_text()
+# Every released unit format keeps its histories here: `v0-early` (before request-parameter deltas) and `v0`
+# (the unversioned format of December 2026). New code must replay all of them.
+FORMATS = sorted(p.name for p in HISTORIES.parent.iterdir() if p.is_dir())
+
+
+def _history(name: str, fmt: str = HISTORIES.name) -> WorkflowHistory:
+    text = (HISTORIES.parent / fmt / f"{name}.json").read_text()
     return WorkflowHistory.from_json(f"replay-{name}", json.loads(text))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", [r[0] for r in RECORDINGS])
-async def test_recorded_history_replays(name: str) -> None:
-    history = _history(name)
+async def test_recorded_history_replays(name: str, fmt: str) -> None:
+    history = _history(name, fmt)
     activities = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
     assert len(activities) >= 5  # a tool-using run, not an empty one
     replayer = Replayer(workflows=w.ALL_WORKFLOWS, plugins=[DurableAgentsPlugin()])
@@ -39,5 +44,8 @@ async def test_a_changed_workflow_is_caught_on_replay() -> None:
         await replayer.replay_workflow(_history("loop"))
 
 
-async def test_histories_are_committed() -> None:
-    assert sorted(p.name for p in Path(HISTORIES).glob("*.json")) == sorted(f"{r[0]}.json" for r in RECORDINGS)
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_histories_are_committed(fmt: str) -> None:
+    assert FORMATS, "no recorded histories"
+    found = sorted(p.name for p in (HISTORIES.parent / fmt).glob("*.json"))
+    assert found == sorted(f"{r[0]}.json" for r in RECORDINGS)
