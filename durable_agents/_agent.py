@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
+import pydantic_core
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler, WrapperAgent
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.output import OutputDataT
@@ -49,7 +50,7 @@ from ._events import collect_events, events_unit_body
 from ._history import HISTORY_CACHE
 from ._model import DurableModel, model_unit_body
 from ._run import CURRENT_RUN, RunState
-from ._toolset import DurableToolset, is_static, list_unit_body, tool_unit_body
+from ._toolset import DurableToolset, is_per_step, is_static, list_unit_body, tool_unit_body
 from ._units import Unit, UnitKind, unit_name
 from .exceptions import (
     AgentNameRequiredError,
@@ -159,7 +160,9 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 "Fix: give each toolset a unique `id`."
             )
         static = is_static(leaf)
-        durable = DurableToolset(wrapped=leaf, owner=self, toolset_id=toolset_id, static=static)
+        durable = DurableToolset(
+            wrapped=leaf, owner=self, toolset_id=toolset_id, static=static, per_step=is_per_step(leaf)
+        )
         durable.call_unit = Unit(
             unit_name(self._name, UnitKind.TOOL, toolset_id),
             UnitKind.TOOL,
@@ -240,6 +243,15 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
         """What `run()` does when called outside a container."""
 
+    async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
+        """The engine's record of this run's earlier executions of `unit`: `(input, output)` pairs, oldest first.
+
+        Called inside a model unit whose process does not hold the run's history, to rebuild it without a
+        resend. `None` (the default) when the engine keeps no record a unit can read; `output` is `None` for an
+        execution that has not completed.
+        """
+        return None
+
     # ----------------------------------------------------------------- used by the unit modules
 
     async def call_unit(
@@ -318,7 +330,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 "Fix: add the toolsets to the Agent before wrapping it."
             )
         model_key, model = self._resolve_run_model(kwargs.pop("model", None))
-        deps_bytes = self.deps_codec.check(kwargs.get("deps"))
+        deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
         run_key = self.new_run_key()
         # Ids that are the same when the container is replayed, and short: every message carries them.
         short_id = hashlib.blake2b(run_key.encode(), digest_size=8).hexdigest()
@@ -326,7 +338,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
             kwargs["conversation_id"] = short_id
         handler = run_handler or self._handler
-        state = RunState(self._name, run_key, model_key, deps_bytes, handler)
+        state = RunState(self._name, run_key, model_key, deps_json, handler)
         HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)
@@ -341,6 +353,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         finally:
             _RUN_HANDLER.reset(handler_token)
             CURRENT_RUN.reset(run_token)
+            HISTORY_CACHE.forget(run_key)
 
     def _refuse_in_container(self, method: str) -> None:
         if self.in_container():

@@ -16,13 +16,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
 from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, PartEndEvent, PartStartEvent
 from pydantic_ai.tools import RunContext
 
-from ._codec import EVENTS_TA, decode_error, encode_error, is_fatal, pack, restore_ctx, snapshot_ctx, unpack
+from ._codec import restore_ctx, snapshot_ctx
+from ._errors import error_outcome, rebuild_error
+from ._frames import DoneOutcome, ErrorOutcome, EventsInput, decode_input, decode_outcome, encode
 from ._observers import UnitEvent, notify
+from ._policy import is_fatal
 from ._run import current_run
 from ._units import UnitKind
+from .exceptions import ProtocolError, SerializationError
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -41,34 +46,38 @@ def collect_events(owner: DurableAgent[Any, Any]) -> Any:
         if not batch or state is None:
             return
         unit = owner.events_unit
-        payload = pack(
-            {"ctx": snapshot_ctx(ctx), "model": state.model_key}, [state.deps_bytes, EVENTS_TA.dump_json(batch)]
-        )
-        out = unpack(await owner.call_unit(unit, payload, label=unit.name))
-        if out.header.get("kind") == "error":
-            raise decode_error(unit.name, out.header)
+        try:
+            payload = encode(
+                EventsInput(events=batch, model=state.model_key, ctx=snapshot_ctx(ctx), deps=state.deps_json)
+            )
+        except pydantic_core.PydanticSerializationError as exc:
+            raise SerializationError(f"The agent events of {owner.name!r} cannot be serialized: {exc}") from exc
+        outcome = decode_outcome(await owner.call_unit(unit, payload, label=unit.name))
+        if isinstance(outcome, ErrorOutcome):
+            raise rebuild_error(unit.name, outcome)
 
     return handler
 
 
 async def events_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> bytes:
     """The code of the events unit: hand a batch of agent-level events to the handler."""
-    frame = unpack(payload)
     unit = owner.events_unit
     notify(UnitEvent(unit.name, UnitKind.EVENTS, unit.name, owner.name))
     handler = owner.unit_event_handler()
     if handler is None:
-        return pack({"kind": "done"})
+        return encode(DoneOutcome())
     try:
-        model = owner.resolve_unit_model(frame.header["model"])
-        ctx = restore_ctx(frame.header["ctx"], owner.deps_codec.decode(frame.chunks[0]), model)
-        events = EVENTS_TA.validate_json(frame.chunks[1])
-        await handler(ctx, _iterate(events))
+        unit_input = decode_input(payload)
+        if not isinstance(unit_input, EventsInput):
+            raise ProtocolError(f"The events unit {unit.name} got a {unit_input.t!r} input.")
+        model = owner.resolve_unit_model(unit_input.model)
+        ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
+        await handler(ctx, _iterate(unit_input.events))
     except Exception as exc:
         if is_fatal(exc):
-            return pack(encode_error(exc))
+            return encode(error_outcome(exc))
         raise
-    return pack({"kind": "done"})
+    return encode(DoneOutcome())
 
 
 async def _iterate(events: list[AgentStreamEvent]) -> AsyncIterator[AgentStreamEvent]:

@@ -20,23 +20,31 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
-from ._codec import (
-    PARAMS_TA,
-    RESPONSE_TA,
-    check_size,
-    decode_error,
-    encode_error,
-    is_fatal,
-    pack,
-    restore_ctx,
-    snapshot_ctx,
-    unpack,
+from ._codec import restore_ctx, snapshot_ctx
+from ._errors import error_outcome, rebuild_error
+from ._frames import (
+    ErrorOutcome,
+    MissOutcome,
+    ModelInput,
+    ResponseOutcome,
+    SegmentInput,
+    StagedOutcome,
+    decode_input,
+    decode_outcome,
+    encode,
 )
 from ._history import HISTORY_CACHE
 from ._observers import UnitEvent, notify
-from ._run import current_run
+from ._policy import is_fatal
+from ._run import RunState, current_run
 from ._units import UnitKind
-from .exceptions import SerializationError, UnitFailedError
+from .exceptions import (
+    HistoryUnavailableError,
+    PayloadTooLargeError,
+    ProtocolError,
+    SerializationError,
+    UnitFailedError,
+)
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -85,65 +93,141 @@ class DurableModel(WrapperModel):
             # Not inside a durable run (e.g. `override` used outside a container): plain request.
             return await self.wrapped.request(messages, model_settings, params)
         stream = run_context is not None and state.handler is not None
-        base, digest, chunks = state.log.delta(messages)
-        params_json = PARAMS_TA.dump_json(params)
-        params_digest, send_params = state.log.params(params_json)
+        base, digest, new = state.log.delta(messages)
+        params_key, send_params = state.log.params(params)
+        request = ModelInput(
+            run=state.run_key,
+            base=base,
+            digest=digest,
+            messages=new,
+            model=state.model_key,
+            settings=cast(dict[str, Any] | None, model_settings),
+            params=params if send_params else None,
+            params_digest=params_key,
+            ctx=snapshot_ctx(run_context) if stream and run_context is not None else None,
+            deps=state.deps_json if stream else None,
+        )
+        unit = owner.model_unit
+        payload = self._encode(request)
+        if _too_large(payload, owner.max_payload_bytes):
+            # The new messages alone are over the engine's limit: send them ahead in pieces that fit.
+            await self._stage(state, base)
+            request.base, request.digest, request.messages = state.log.length, state.log.digest(state.log.length), []
+            payload = self._encode(request)
+        outcome = decode_outcome(await owner.call_unit(unit, payload, label=unit.name))
+        if isinstance(outcome, MissOutcome):
+            outcome = await self._resend(state, request)
+        if isinstance(outcome, ErrorOutcome):
+            raise rebuild_error(unit.name, outcome)
+        if not isinstance(outcome, ResponseOutcome):
+            raise UnitFailedError(unit.name, "ProtocolError", f"a model unit answered {outcome.t!r}")
+        state.log.add_response(outcome.response)
+        return outcome.response
+
+    def _encode(self, request: ModelInput | SegmentInput) -> bytes:
         try:
-            header: dict[str, Any] = {
-                "run": state.run_key,
-                "base": base,
-                "digest": digest,
-                "model": state.model_key,
-                "settings": model_settings,
-                "params": pydantic_core.from_json(params_json) if send_params else None,
-                "params_digest": params_digest,
-                "ctx": snapshot_ctx(run_context) if stream and run_context is not None else None,
-            }
-            payload = pack(header, [state.deps_bytes if stream else b"null", *chunks])
+            return encode(request)
         except pydantic_core.PydanticSerializationError as exc:
             raise SerializationError(
-                f"The model settings or request parameters of agent {owner.name!r} cannot be serialized: {exc}. "
-                "Fix: use plain values (numbers, strings, dicts) in model_settings."
+                f"The model request of agent {self._owner.name!r} cannot be serialized: {exc}. "
+                "Fix: use plain values (numbers, strings, dicts) in model_settings and message content."
             ) from exc
+
+    async def _resend(self, state: RunState, request: ModelInput) -> Any:
+        """After a miss: resend the whole history, in one unit if it fits the engine's limit, else in pieces."""
+        owner = self._owner
         unit = owner.model_unit
-        out = unpack(await owner.call_unit(unit, payload, label=unit.name))
-        if out.header["kind"] == "miss":
-            full = {**header, "base": 0, "digest": "", "params": pydantic_core.from_json(params_json)}
-            deps = state.deps_bytes if stream else b"null"
-            out = unpack(await owner.call_unit(unit, pack(full, [deps, *state.log.all_chunks()]), label=unit.name))
-        kind = out.header["kind"]
-        if kind == "error":
-            raise decode_error(unit.name, out.header)
-        if kind != "response":  # pragma: no cover - a full resend cannot miss
-            raise UnitFailedError(unit.name, "ProtocolError", f"unexpected answer {kind!r} to a full resend")
-        response = RESPONSE_TA.validate_json(out.chunks[0])
-        state.log.add_response(response, out.chunks[0])
-        return response
+        full = ModelInput(
+            run=request.run,
+            base=0,
+            digest="",
+            messages=state.log.messages,
+            model=request.model,
+            settings=request.settings,
+            params=state.log.last_params,
+            params_digest=request.params_digest,
+            ctx=request.ctx,
+            deps=request.deps,
+        )
+        payload = self._encode(full)
+        if _too_large(payload, owner.max_payload_bytes):
+            await self._stage(state, 0)
+            full.base, full.digest, full.messages = state.log.length, state.log.digest(state.log.length), []
+            payload = self._encode(full)
+        outcome = decode_outcome(await owner.call_unit(unit, payload, label=unit.name))
+        if isinstance(outcome, MissOutcome):
+            raise HistoryUnavailableError(
+                f"The model unit of agent {owner.name!r} could not obtain the run's history, even after it was "
+                "resent in pieces: the pieces ran on workers that do not share a cache and the engine's record of "
+                "the run could not be read. Fix: let activity workers read workflow histories, or raise the "
+                "engine's payload limit so the history fits one unit."
+            )
+        return outcome
+
+    async def _stage(self, state: RunState, start: int) -> None:
+        """Send the history from `start` on ahead of a request, in pieces that each fit the engine's limit."""
+        owner = self._owner
+        unit = owner.model_unit
+        limit = owner.max_payload_bytes
+        for base, digest, messages in state.log.segments(start, None if limit is None else max(1, limit - 4096)):
+            segment = SegmentInput(run=state.run_key, base=base, digest=digest, messages=messages)
+            outcome = decode_outcome(await owner.call_unit(unit, self._encode(segment), label=f"{unit.name}/history"))
+            if isinstance(outcome, ErrorOutcome):
+                raise rebuild_error(unit.name, outcome)
+            if not isinstance(outcome, StagedOutcome):
+                raise HistoryUnavailableError(
+                    f"A piece of the history of agent {owner.name!r} could not be stored by its model unit "
+                    f"({outcome.t!r}). Fix: let activity workers read workflow histories, or raise the engine's "
+                    "payload limit so the history fits one unit."
+                )
+
+
+def _too_large(payload: bytes, limit: int | None) -> bool:
+    return limit is not None and len(payload) > limit
 
 
 async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> bytes:
     """The code of the model unit: resolve the history, run the real model, encode the response."""
-    frame = unpack(payload)
-    header = frame.header
-    notify(UnitEvent(owner.model_unit.name, UnitKind.MODEL, owner.model_unit.name, owner.name))
-    resolved = HISTORY_CACHE.resolve(
-        header["run"],
-        header["base"],
-        header["digest"],
-        frame.chunks[1:],
-        params_digest=header["params_digest"],
-        params=header["params"],
+    unit = owner.model_unit
+    try:
+        request = decode_input(payload)
+    except ProtocolError as exc:
+        return encode(error_outcome(exc))
+    if isinstance(request, SegmentInput):
+        notify(UnitEvent(unit.name, UnitKind.MODEL, f"{unit.name}/history", owner.name))
+        held = await _resolve(
+            owner,
+            request.run,
+            base=request.base,
+            digest=request.digest,
+            messages=request.messages,
+            params_digest=None,
+            params=None,
+        )
+        return encode(StagedOutcome() if held is not None else MissOutcome())
+    if not isinstance(request, ModelInput):
+        return encode(error_outcome(UnitFailedError(unit.name, "ProtocolError", f"unexpected input {request.t!r}")))
+    notify(UnitEvent(unit.name, UnitKind.MODEL, unit.name, owner.name))
+    resolved = await _resolve(
+        owner,
+        request.run,
+        base=request.base,
+        digest=request.digest,
+        messages=request.messages,
+        params_digest=request.params_digest,
+        params=request.params,
     )
     if resolved is None:
-        return pack({"kind": "miss"})
-    messages, params_value = resolved
+        HISTORY_CACHE.note_miss()
+        return encode(MissOutcome())
+    messages, params = resolved
+    assert params is not None
     try:
-        model = owner.resolve_unit_model(header["model"])
-        settings = cast(ModelSettings | None, header["settings"])
-        params = PARAMS_TA.validate_python(params_value)
+        model = owner.resolve_unit_model(request.model)
+        settings = cast(ModelSettings | None, request.settings)
         handler = owner.unit_event_handler()
-        if header["ctx"] is not None and handler is not None:
-            ctx = restore_ctx(header["ctx"], owner.deps_codec.decode(frame.chunks[0]), model)
+        if request.ctx is not None and handler is not None:
+            ctx = restore_ctx(request.ctx, owner.deps_codec.decode_value(request.deps), model)
             async with model.request_stream(messages, settings, params, ctx) as streamed:
                 await handler(ctx, _drain_guard(streamed))
                 async for _ in streamed:
@@ -151,14 +235,40 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
             response = streamed.get()
         else:
             response = await model.request(messages, settings, params)
-        chunk = RESPONSE_TA.dump_json(response)
-        check_size(len(chunk), owner.max_payload_bytes, f"The model response in {owner.model_unit.name}")
+        try:
+            data = encode(ResponseOutcome(response=response))
+        except pydantic_core.PydanticSerializationError as exc:
+            raise SerializationError(f"The response of the model in {unit.name} cannot be serialized: {exc}") from exc
+        if owner.max_payload_bytes is not None and len(data) > owner.max_payload_bytes:
+            raise PayloadTooLargeError(f"The model response in {unit.name}", len(data), owner.max_payload_bytes)
     except Exception as exc:
         if is_fatal(exc):
-            return pack(encode_error(exc))
+            return encode(error_outcome(exc))
         raise
-    HISTORY_CACHE.add_response(header["run"], len(messages), response, chunk)
-    return pack({"kind": "response"}, [chunk])
+    HISTORY_CACHE.add_response(request.run, len(messages), response)
+    return data
+
+
+async def _resolve(
+    owner: DurableAgent[Any, Any],
+    run: str,
+    *,
+    base: int,
+    digest: str,
+    messages: list[ModelMessage],
+    params_digest: str | None,
+    params: ModelRequestParameters | None,
+) -> tuple[list[ModelMessage], ModelRequestParameters | None] | None:
+    """The run's full history for a request: from the cache, the container's live log, or the engine's record."""
+    resolved = HISTORY_CACHE.resolve(run, base, digest, messages, params_digest=params_digest, params=params)
+    if resolved is not None or not HISTORY_CACHE.read_engine_records:
+        return resolved
+    records = await owner.recorded_exchanges(owner.model_unit)
+    if not records:
+        return None
+    exchanges = [(decode_input(i), None if o is None else decode_outcome(o)) for i, o in records]
+    HISTORY_CACHE.rebuild(run, exchanges)
+    return HISTORY_CACHE.resolve(run, base, digest, messages, params_digest=params_digest, params=params)
 
 
 async def _drain_guard(streamed: StreamedResponse) -> AsyncIterator[Any]:

@@ -24,15 +24,17 @@ class RunState:
     """Unique and deterministic per run: replaying the container gives the same key."""
     model_key: str | None
     """Which model the units resolve (see `DurableAgent._resolve_run_model`)."""
-    deps_bytes: bytes
-    """The run's deps, encoded once when the run starts."""
+    deps_json: Any
+    """The run's deps as JSON data, encoded once when the run starts."""
     handler: EventStreamHandler[Any] | None
     """The event-stream handler units call, if any."""
     log: MessageLog = field(default_factory=MessageLog)
     """What the unit side holds of the message history."""
-    listings: dict[str, dict[str, ToolsetTool[Any]]] = field(default_factory=dict[str, dict[str, ToolsetTool[Any]]])
-    """Tool lists of I/O toolsets (MCP, dynamic), listed once per run so replay is deterministic."""
-    instructions: dict[str, Any] = field(default_factory=dict[str, Any])
+    listings: dict[tuple[str, int], dict[str, ToolsetTool[Any]]] = field(
+        default_factory=dict[tuple[str, int], dict[str, ToolsetTool[Any]]]
+    )
+    """Tool lists of I/O toolsets by `(toolset id, run step)` (step -1: listed once per run)."""
+    instructions: dict[tuple[str, int], str | None] = field(default_factory=dict[tuple[str, int], str | None])
     """Instructions of I/O toolsets, fetched with their listing."""
 
 

@@ -7,8 +7,10 @@ container by a [`DurableToolset`][durable_agents._toolset.DurableToolset]:
 - a *static* leaf (a `FunctionToolset`, including the agent's own `@agent.tool`s) lists its tools
   in the container, since that is pure code; each call runs as a tool unit, unless the tool
   opted out (`None` in the per-tool config), in which case it runs inline;
-- an *I/O* leaf (an MCP server, a dynamic `@agent.toolset`, any other toolset) is listed once per
-  run in a listing unit, and each call runs as a tool unit that enters the real toolset.
+- an *I/O* leaf (an MCP server, a dynamic `@agent.toolset`, any other toolset) is listed in a
+  listing unit, when pydantic-ai would list it: at every run step for a dynamic toolset (it may
+  offer other tools after a step), once per run for the others; each call runs as a tool unit that
+  enters the real toolset.
 
 Tool outcomes cross as values: a return value, a retry request (`ModelRetry`, or invalid
 arguments), a terminal failure the model sees (`ToolFailed`), a deferral (`CallDeferred`), an
@@ -29,28 +31,33 @@ import pydantic
 import pydantic_core
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed, UserError
 from pydantic_ai.messages import InstructionPart
-from pydantic_ai.tools import RunContext, ToolDefinition
-from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool, WrapperToolset
+from pydantic_ai.tools import RunContext
+from pydantic_ai.toolsets import AbstractToolset, DynamicToolset, FunctionToolset, ToolsetTool, WrapperToolset
+from pydantic_ai.usage import RunUsage
 from pydantic_core import core_schema
 
-from ._codec import (
-    TOOL_DEFS_TA,
-    USAGE_TA,
-    check_size,
-    decode_error,
-    decode_tool_return,
-    encode_error,
-    encode_tool_return,
-    is_fatal,
-    pack,
-    restore_ctx,
-    snapshot_ctx,
-    unpack,
+from ._codec import USAGE_TA, restore_ctx, return_outcome, return_value, snapshot_ctx
+from ._errors import error_outcome, rebuild_error
+from ._frames import (
+    ApprovalOutcome,
+    DeferredOutcome,
+    ErrorOutcome,
+    FailedOutcome,
+    ListInput,
+    Outcome,
+    RetryOutcome,
+    ReturnOutcome,
+    ToolInput,
+    ToolsOutcome,
+    decode_input,
+    decode_outcome,
+    encode,
 )
 from ._observers import UnitEvent, notify
+from ._policy import is_fatal
 from ._run import RunState, current_run
 from ._units import Unit, UnitKind
-from .exceptions import SerializationError
+from .exceptions import PayloadTooLargeError, ProtocolError, SerializationError
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -67,6 +74,8 @@ class DurableToolset(WrapperToolset[Any]):
     owner: DurableAgent[Any, Any] | None = None
     toolset_id: str = ""
     static: bool = True
+    per_step: bool = False
+    """Listed again at every run step (dynamic toolsets), instead of once per run."""
     call_unit: Unit | None = None
     list_unit: Unit | None = None
 
@@ -106,7 +115,7 @@ class DurableToolset(WrapperToolset[Any]):
         if self.static or state is None:
             return await super().get_instructions(ctx)
         await self._listing(state, ctx)
-        return state.instructions.get(self.toolset_id)
+        return state.instructions.get((self.toolset_id, ctx.run_step if self.per_step else -1))
 
     async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
         state = self._state()
@@ -115,20 +124,25 @@ class DurableToolset(WrapperToolset[Any]):
         return await self._listing(state, ctx)
 
     async def _listing(self, state: RunState, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
-        if self.toolset_id in state.listings:
-            return state.listings[self.toolset_id]
+        # A toolset that pydantic-ai re-evaluates every run step (a dynamic toolset) is listed again every step;
+        # others (MCP servers) once per run. Listings are units, so a replay sees the same tools.
+        key = (self.toolset_id, ctx.run_step if self.per_step else -1)
+        if key in state.listings:
+            return state.listings[key]
         assert self.owner is not None and self.list_unit is not None
-        payload = pack({"ctx": snapshot_ctx(ctx), "model": state.model_key}, [state.deps_bytes])
-        out = unpack(await self.owner.call_unit(self.list_unit, payload, label=self.list_unit.name))
-        if out.header["kind"] == "error":
-            raise decode_error(self.list_unit.name, out.header)
-        defs = TOOL_DEFS_TA.validate_json(out.chunks[0])
+        unit_input = ListInput(model=state.model_key, ctx=snapshot_ctx(ctx), deps=state.deps_json)
+        payload = _encode_input(unit_input, f"the listing of toolset {self.toolset_id!r}")
+        outcome = decode_outcome(await self.owner.call_unit(self.list_unit, payload, label=self.list_unit.name))
+        if isinstance(outcome, ErrorOutcome):
+            raise rebuild_error(self.list_unit.name, outcome)
+        if not isinstance(outcome, ToolsOutcome):
+            raise ProtocolError(f"The listing unit {self.list_unit.name} answered {outcome.t!r}.")
         tools = {
             d.name: ToolsetTool(toolset=self, tool_def=d, max_retries=retries, args_validator=_ANY_ARGS)
-            for d, retries in zip(defs, out.header["max_retries"], strict=True)
+            for d, retries in zip(outcome.tools, outcome.max_retries, strict=True)
         }
-        state.listings[self.toolset_id] = tools
-        state.instructions[self.toolset_id] = out.header.get("instructions")
+        state.listings[key] = tools
+        state.instructions[key] = outcome.instructions
         return tools
 
     async def call_tool(
@@ -139,33 +153,16 @@ class DurableToolset(WrapperToolset[Any]):
         config = self.owner.unit_configs.for_tool(self.toolset_id, name)
         if state is None or (config is None and self.static):
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
-        try:
-            header = {
-                "tool": name,
-                "args": pydantic_core.to_jsonable_python(tool_args),
-                "model": state.model_key,
-                "ctx": snapshot_ctx(ctx),
-            }
-            payload = pack(header, [state.deps_bytes])
-        except pydantic_core.PydanticSerializationError as exc:
-            raise SerializationError(f"The arguments of tool {name!r} cannot be serialized: {exc}") from exc
         label = f"{self.call_unit.name}/{name}"
-        out = unpack(await self.owner.call_unit(self.call_unit, payload, label=label, config=config))
-        head = out.header
-        if head.get("usage"):
-            ctx.usage.incr(USAGE_TA.validate_python(head["usage"]))
-        kind = head["kind"]
-        if kind == "return":
-            return decode_tool_return(head["encoding"], out.chunks[0])
-        if kind == "retry":
-            raise ModelRetry(head["message"])
-        if kind == "failed":
-            raise ToolFailed(head["message"])
-        if kind == "deferred":
-            raise CallDeferred(head.get("metadata"), kind=head.get("deferred_kind", "external"))
-        if kind == "approval":
-            raise ApprovalRequired(head.get("metadata"))
-        raise decode_error(label, head)
+        unit_input = ToolInput(
+            tool=name, args=tool_args, model=state.model_key, ctx=snapshot_ctx(ctx), deps=state.deps_json
+        )
+        payload = _encode_input(unit_input, f"the arguments of tool {name!r}")
+        outcome = decode_outcome(await self.owner.call_unit(self.call_unit, payload, label=label, config=config))
+        usage = getattr(outcome, "usage", None)
+        if usage:
+            ctx.usage.incr(USAGE_TA.validate_python(usage))
+        return _tool_result(label, outcome)
 
     def visit_and_replace(
         self, visitor: Callable[[AbstractToolset[Any]], AbstractToolset[Any]]
@@ -186,27 +183,60 @@ async def _real_toolset(
         yield toolset
 
 
+def _encode_input(unit_input: ToolInput | ListInput, what: str) -> bytes:
+    try:
+        return encode(unit_input)
+    except pydantic_core.PydanticSerializationError as exc:
+        raise SerializationError(
+            f"{what[0].upper()}{what[1:]} cannot be serialized: {exc}. Units may run in another process, so what "
+            "crosses into them must be data. Fix: pass plain values (numbers, strings, dicts, dataclasses)."
+        ) from exc
+
+
+def _tool_result(label: str, outcome: Outcome) -> Any:
+    """Return the tool's value, or raise what the tool raised, as the bare agent would see it."""
+    match outcome:
+        case ReturnOutcome():
+            return return_value(outcome)
+        case RetryOutcome():
+            raise ModelRetry(outcome.message)
+        case FailedOutcome():
+            raise ToolFailed(outcome.message)
+        case DeferredOutcome():
+            raise CallDeferred(outcome.metadata, kind=outcome.kind)
+        case ApprovalOutcome():
+            raise ApprovalRequired(outcome.metadata)
+        case ErrorOutcome():
+            raise rebuild_error(label, outcome)
+        case _:
+            raise ProtocolError(f"The tool unit {label} answered {outcome.t!r}.")
+
+
 async def list_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, payload: bytes) -> bytes:
     """The code of a listing unit: list the real toolset's tools (and instructions)."""
-    frame = unpack(payload)
     name = leaf.list_unit.name if leaf.list_unit else leaf.toolset_id
     notify(UnitEvent(name, UnitKind.LIST, name, owner.name))
     try:
-        model = owner.resolve_unit_model(frame.header["model"])
-        ctx = restore_ctx(frame.header["ctx"], owner.deps_codec.decode(frame.chunks[0]), model)
+        unit_input = decode_input(payload)
+        if not isinstance(unit_input, ListInput):
+            raise ProtocolError(f"The listing unit {name} got a {unit_input.t!r} input.")
+        model = owner.resolve_unit_model(unit_input.model)
+        ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
         async with _real_toolset(leaf.wrapped, ctx, static=False) as toolset:
             tools = await toolset.get_tools(ctx)
             instructions = await toolset.get_instructions(ctx)
-        defs: list[ToolDefinition] = [t.tool_def for t in tools.values()]
-        header: dict[str, Any] = {
-            "kind": "tools",
-            "max_retries": [t.max_retries for t in tools.values()],
-            "instructions": _plain_instructions(instructions),
-        }
-        return pack(header, [TOOL_DEFS_TA.dump_json(defs)])
+        return _encode_outcome(
+            ToolsOutcome(
+                tools=[t.tool_def for t in tools.values()],
+                max_retries=[t.max_retries for t in tools.values()],
+                instructions=_plain_instructions(instructions),
+            ),
+            f"The tool list of {name}",
+            owner.max_payload_bytes,
+        )
     except Exception as exc:
         if is_fatal(exc):
-            return pack(encode_error(exc))
+            return encode(error_outcome(exc))
         raise
 
 
@@ -223,19 +253,37 @@ def _plain_instructions(instructions: object) -> str | None:
     return str(instructions)
 
 
+def _encode_outcome(outcome: Outcome, what: str, limit: int | None) -> bytes:
+    """Encode a unit's outcome; a value that cannot be serialized, or is too large, is a fatal error."""
+    try:
+        data = encode(outcome)
+    except (pydantic_core.PydanticSerializationError, UnicodeError) as exc:
+        raise SerializationError(
+            f"{what} cannot be serialized: {exc}. Units may run in another process, so their results must be data. "
+            "Fix: return plain values (strings, numbers, dicts, lists, dataclasses, pydantic models)."
+        ) from exc
+    if limit is not None and len(data) > limit:
+        raise PayloadTooLargeError(what, len(data), limit)
+    return data
+
+
 async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, payload: bytes) -> bytes:
     """The code of a tool unit: validate the arguments, call the real tool, encode the outcome."""
-    frame = unpack(payload)
-    header = frame.header
-    tool_name: str = header["tool"]
     unit_name = leaf.call_unit.name if leaf.call_unit else leaf.toolset_id
+    try:
+        unit_input = decode_input(payload)
+    except ProtocolError as exc:
+        return encode(error_outcome(exc))
+    tool_name = unit_input.tool if isinstance(unit_input, ToolInput) else "?"
     label = f"{unit_name}/{tool_name}"
     notify(UnitEvent(unit_name, UnitKind.TOOL, label, owner.name))
-    usage_before = None
+    usage_before: RunUsage | None = None
     ctx: RunContext[Any] | None = None
     try:
-        model = owner.resolve_unit_model(header["model"])
-        ctx = restore_ctx(header["ctx"], owner.deps_codec.decode(frame.chunks[0]), model)
+        if not isinstance(unit_input, ToolInput):
+            raise ProtocolError(f"The tool unit {unit_name} got a {unit_input.t!r} input.")
+        model = owner.resolve_unit_model(unit_input.model)
+        ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
         usage_before = copy.copy(ctx.usage)
         async with _real_toolset(leaf.wrapped, ctx, leaf.static) as toolset:
             tools = await toolset.get_tools(ctx)
@@ -243,35 +291,49 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
             if tool is None:
                 raise UserError(f"Tool {tool_name!r} is not offered by toolset {leaf.toolset_id!r} inside the unit.")
             try:
-                args = tool.args_validator.validate_python(header["args"])
+                args = tool.args_validator.validate_python(unit_input.args)
             except pydantic.ValidationError as exc:
-                return _outcome({"kind": "retry", "message": str(exc)}, ctx, usage_before)
+                return encode(RetryOutcome(message=str(exc), usage=_usage(ctx, usage_before)))
             result = await toolset.call_tool(tool_name, args, ctx, tool)
-        encoding, data = encode_tool_return(result)
-        check_size(len(data), owner.max_payload_bytes, f"The result of tool {tool_name!r} ({label})")
-        return _outcome({"kind": "return", "encoding": encoding}, ctx, usage_before, data)
+        outcome = return_outcome(result, _usage(ctx, usage_before))
+        return _encode_outcome(outcome, f"The result of tool {tool_name!r} ({label})", owner.max_payload_bytes)
     except ModelRetry as exc:
-        return _outcome({"kind": "retry", "message": exc.message}, ctx, usage_before)
+        return encode(RetryOutcome(message=exc.message, usage=_usage(ctx, usage_before)))
     except ToolFailed as exc:
-        return _outcome({"kind": "failed", "message": exc.message}, ctx, usage_before)
+        return encode(FailedOutcome(message=exc.message, usage=_usage(ctx, usage_before)))
     except CallDeferred as exc:
-        return _outcome({"kind": "deferred", "metadata": exc.metadata, "deferred_kind": exc.kind}, ctx, usage_before)
+        return _encode_outcome(
+            DeferredOutcome(metadata=exc.metadata, kind=exc.kind, usage=_usage(ctx, usage_before)),
+            f"The deferral metadata of tool {tool_name!r}",
+            owner.max_payload_bytes,
+        )
     except ApprovalRequired as exc:
-        return _outcome({"kind": "approval", "metadata": exc.metadata}, ctx, usage_before)
+        return _encode_outcome(
+            ApprovalOutcome(metadata=exc.metadata, usage=_usage(ctx, usage_before)),
+            f"The approval metadata of tool {tool_name!r}",
+            owner.max_payload_bytes,
+        )
     except Exception as exc:
         if is_fatal(exc):
-            return pack(encode_error(exc))
+            return encode(error_outcome(exc))
         raise
 
 
-def _outcome(header: dict[str, Any], ctx: RunContext[Any] | None, before: Any, data: bytes | None = None) -> bytes:
-    if ctx is not None and before is not None:
-        delta = ctx.usage - before
-        if delta.requests or delta.input_tokens or delta.output_tokens or delta.tool_calls:
-            header["usage"] = USAGE_TA.dump_python(delta, mode="json")
-    return pack(header, [data] if data is not None else [])
+def _usage(ctx: RunContext[Any] | None, before: RunUsage | None) -> dict[str, Any] | None:
+    """The usage a tool recorded on its run context (e.g. a delegate agent's), as JSON data, if any."""
+    if ctx is None or before is None:
+        return None
+    delta = ctx.usage - before
+    if delta.requests or delta.input_tokens or delta.output_tokens or delta.tool_calls:
+        return USAGE_TA.dump_python(delta, mode="json")
+    return None
 
 
 def is_static(toolset: AbstractToolset[Any]) -> bool:
     """Whether a leaf toolset lists its tools without I/O (so the container may list it itself)."""
     return isinstance(toolset, FunctionToolset)
+
+
+def is_per_step(toolset: AbstractToolset[Any]) -> bool:
+    """Whether pydantic-ai re-evaluates a leaf toolset at every run step (a dynamic toolset with `per_run_step`)."""
+    return isinstance(toolset, DynamicToolset) and bool(getattr(toolset, "per_run_step", True))

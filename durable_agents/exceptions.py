@@ -19,7 +19,9 @@ DurableAgentsError
 │   └── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
 ├── SerializationError            a value cannot cross the unit boundary
 │   ├── UnserializableDepsError   the run's deps cannot be serialized with the agent's `deps_type`
-│   └── PayloadTooLargeError      a unit input or output is over the engine's payload limit
+│   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
+│   └── ProtocolError             a unit payload is of an unknown version, or not a unit frame at all
+├── HistoryUnavailableError       the unit side could not obtain the run's message history
 └── UnitFailedError               a unit failed for good, with the original error's type and message
 ```
 """
@@ -33,7 +35,9 @@ __all__ = [
     "DuplicateAgentNameError",
     "DurableAgentsError",
     "EngineNotAvailableError",
+    "HistoryUnavailableError",
     "PayloadTooLargeError",
+    "ProtocolError",
     "RegisteredTooLateError",
     "SerializationError",
     "ToolsetIdRequiredError",
@@ -154,6 +158,21 @@ class PayloadTooLargeError(SerializationError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (PayloadTooLargeError, (self.what, self.size, self.limit))
+
+
+class ProtocolError(SerializationError):
+    """A unit payload is of a protocol version this library does not read, or is not a unit frame.
+
+    Raised instead of retrying: a worker on older code must not loop on a payload that a newer one wrote.
+    """
+
+
+class HistoryUnavailableError(DurableAgentsError):
+    """A model unit could not obtain the run's message history, even after the container resent it.
+
+    Happens only when the resent history had to be split over several units and they ran on different workers
+    that cannot read the engine's record of the run.
+    """
 
 
 class UnitFailedError(DurableAgentsError):

@@ -20,9 +20,9 @@ from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionToolset
 
 from .._agent import DurableAgent, ParallelExecutionMode
-from .._codec import is_fatal
 from .._config import UnitConfigs, config_keys
 from .._engine import DBOS_CAPABILITIES
+from .._policy import is_fatal
 from .._units import Unit
 from ..exceptions import (
     ContainerUsageError,

@@ -267,7 +267,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if container is None or state is None:
             raise ConfigurationError("A unit ran outside a PrefectAgent flow.")  # pragma: no cover
         history = (
-            RunHistory(state.log.all_chunks(), state.deps_bytes, container.metadata)
+            RunHistory(state.log.chunks(), pydantic_core.to_json(state.deps_json), container.metadata)
             if unit.kind is UnitKind.MODEL
             else None
         )

@@ -12,12 +12,12 @@ storage. The key must therefore be:
 
 Both policies here hash the *projection* of a unit's input
 ([`unit_fingerprint`][durable_agents.prefect._cache.unit_fingerprint]): the unit's label, the
-payload's JSON header and chunks with volatile fields removed, and an occurrence number that tells
-apart identical calls within one run. Removed fields, and only those:
+payload's frame (see `_frames.py`) with volatile fields removed, and an occurrence number that
+tells apart identical calls within one run. Removed fields, and only those:
 
 | where | dropped |
 |---|---|
-| payload header | `run` (the run key), `digest` (a hash of raw message bytes, timestamps included) |
+| frame | `v`, `run` (the run key), `base`, `digest`, `params` (`params_digest` stays), `messages` (see below) |
 | run-context snapshot (`ctx`) | `run_id`, `conversation_id`, `tool_call_id` |
 | every message | `timestamp`, `run_id`, `conversation_id`, `provider_response_id` |
 | every message part | `timestamp`, `tool_call_id`, `id` |
@@ -45,7 +45,6 @@ import pydantic_core
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 
-from .._codec import unpack
 from .._units import UnitKind
 
 __all__ = [
@@ -77,7 +76,7 @@ class RunHistory:
 FINGERPRINT_PARAMETER = "fingerprint"
 """The name of the task parameter that carries a unit's fingerprint to the cache policy."""
 
-_HEADER_DROP = frozenset({"run", "digest"})
+_FRAME_DROP = frozenset({"v", "run", "base", "digest", "params", "messages"})
 _CTX_DROP = frozenset({"run_id", "conversation_id", "tool_call_id"})
 _MESSAGE_DROP = frozenset({"timestamp", "run_id", "conversation_id", "provider_response_id"})
 _PART_DROP = frozenset({"timestamp", "tool_call_id", "id"})
@@ -104,9 +103,9 @@ def _message_digest(chunk: bytes) -> str:
     return hashlib.blake2b(pydantic_core.to_json(projected), digest_size=16).hexdigest()
 
 
-def _project_header(header: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in header.items() if k not in _HEADER_DROP}
-    ctx = header.get("ctx")
+def _project_frame(frame: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in frame.items() if k not in _FRAME_DROP}
+    ctx = frame.get("ctx")
     if isinstance(ctx, Mapping):
         out["ctx"] = {k: v for k, v in cast(Mapping[str, Any], ctx).items() if k not in _CTX_DROP}
     return out
@@ -121,17 +120,16 @@ def project_payload(kind: UnitKind, payload: bytes, history: RunHistory | None =
         history: For model units, the run's whole message history and deps; the payload itself only holds
             the messages that are new (and deps only when it streams). `None` projects the payload alone.
     """
-    frame = unpack(payload)
-    projected: dict[str, Any] = {"header": _project_header(frame.header)}
+    frame = cast(Mapping[str, Any], pydantic_core.from_json(payload))
+    projected: dict[str, Any] = {"frame": _project_frame(frame)}
     if kind is UnitKind.MODEL:
-        deps, *messages = frame.chunks
         if history is not None:
-            deps, messages = history.deps, history.messages
+            messages: Sequence[bytes] = history.messages
+            projected["deps"] = history.deps.decode()
             projected["metadata"] = history.metadata.decode()
-        projected["deps"] = deps.decode()
+        else:
+            messages = [pydantic_core.to_json(m) for m in cast(list[Any], frame.get("messages") or [])]
         projected["messages"] = [_message_digest(c) for c in messages]
-    else:
-        projected["chunks"] = [c.decode() for c in frame.chunks]
     return projected
 
 

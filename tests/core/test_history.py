@@ -9,7 +9,7 @@ from typing import Any
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage
 
-from durable_agents._history import HISTORY_CACHE
+from durable_agents._history import HISTORY_CACHE, MESSAGE_TA, HistoryCache
 from durable_agents._units import Unit, UnitKind
 from durable_agents.local import LocalAgent
 from durable_agents.testing import record_units, tool_loop_model
@@ -113,3 +113,102 @@ async def test_history_processors_that_rewrite_history_still_work() -> None:
     assert result.output == bare.output
     assert units.kinds.count("model") == sum(1 for m in bare.all_messages() if m.kind == "response")
     assert max(durable.model_inputs[1:]) < 1_500
+
+
+def _redacting_agent(name: str, seen: list[list[ModelMessage]]) -> Agent[None, str]:
+    """A K=3 tool loop whose history processor redacts every tool result but the newest, in place."""
+    from pydantic_ai.capabilities.process_history import ProcessHistory
+    from pydantic_ai.messages import ModelRequest, ToolReturnPart
+
+    def redact(messages: list[ModelMessage]) -> list[ModelMessage]:
+        returns = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)]
+        for part in returns[:-1]:
+            part.content = "[redacted]"  # in place: the privacy pattern
+        return messages
+
+    base_model = tool_loop_model(3, final="ok")
+
+    def model(messages: list[ModelMessage], info: Any) -> Any:
+        seen.append(copy.deepcopy(messages))
+        return base_model.function(messages, info)  # type: ignore[misc]
+
+    from pydantic_ai.models.function import FunctionModel
+
+    agent = Agent(FunctionModel(model), name=name, capabilities=[ProcessHistory(redact)])
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        return f"secret-{i}"
+
+    return agent
+
+
+def _tool_contents(messages: list[ModelMessage]) -> list[Any]:
+    from pydantic_ai.messages import ModelRequest, ToolReturnPart
+
+    return [
+        p.content for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)
+    ]
+
+
+async def test_history_edited_in_place_by_a_processor_reaches_the_model_as_edited() -> None:
+    bare_seen: list[list[ModelMessage]] = []
+    await _redacting_agent("redact_bare", bare_seen).run("go")
+    seen: list[list[ModelMessage]] = []
+    result = await LocalAgent(_redacting_agent("redact", seen)).run("go")
+    assert result.output == "ok"
+    assert [_tool_contents(m) for m in seen] == [_tool_contents(m) for m in bare_seen]
+    # The last request saw only the newest tool result unredacted.
+    assert _tool_contents(seen[-1]) == ["[redacted]", "[redacted]", "secret-2"]
+
+
+async def test_a_miss_on_a_history_three_times_the_payload_limit_resends_it_in_pieces() -> None:
+    limit = 20_000
+    agent = Agent(tool_loop_model(8, final="ok"), name="huge_miss")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        if i == 7:
+            HISTORY_CACHE.clear()  # the next model unit runs where nobody holds the run's history
+        return f"{i:04d}" + "y" * 7_000
+
+    durable = SizeRecordingAgent(agent, max_payload_bytes=limit)
+    HISTORY_CACHE.share_live_logs = False
+    try:
+        with record_units() as units:
+            result = await durable.run("go")
+    finally:
+        HISTORY_CACHE.share_live_logs = True
+    assert result.output == "ok"
+    full_history = sum(len(m) for m in (MESSAGE_TA.dump_json(x) for x in result.all_messages()))
+    assert full_history > 3 * limit
+    assert max(durable.model_inputs) <= limit
+    # The pieces are model units labelled `/history`; the request itself follows them.
+    assert units.labels.count("huge_miss.model/history") >= 3
+    assert units.labels.count("huge_miss.model") == 9 + 1  # 9 requests, one of them answered "miss" first
+
+
+async def test_the_unit_cache_forgets_a_run_when_its_container_ends() -> None:
+    agent = Agent(tool_loop_model(2, final="ok"), name="forgetful")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        return "r" * 500
+
+    durable = LocalAgent(agent)
+    before = (HISTORY_CACHE.runs, HISTORY_CACHE.nbytes)
+    for _ in range(20):
+        assert (await durable.run("go")).output == "ok"
+    assert (HISTORY_CACHE.runs, HISTORY_CACHE.nbytes) == before
+
+
+def test_the_unit_cache_is_bounded_in_bytes_and_evicts_the_oldest_run() -> None:
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    cache = HistoryCache(max_bytes=10_000)
+    for n in range(10):
+        message = ModelRequest(parts=[UserPromptPart("z" * 2_000)])
+        assert cache.resolve(f"run-{n}", 0, "", [message]) is not None
+        assert cache.nbytes <= 10_000
+    assert cache.runs < 10
+    assert cache.resolve("run-0", 1, "ff", []) is None  # the oldest went first

@@ -310,13 +310,13 @@ async def test_oversized_tool_result_is_a_typed_error_naming_the_tool() -> None:
     def step(i: int) -> str:
         return "x" * 50_000
 
-    with pytest.raises(PayloadTooLargeError, match=r"tool 'step'.*50,002 bytes"):
+    with pytest.raises(PayloadTooLargeError, match=r"tool 'step'.*50,[0-9]{3} bytes"):
         await LocalAgent(agent, max_payload_bytes=10_000, unit_config={"max_attempts": 3}).run("go")
 
 
-async def test_non_retryable_unknown_error_type_becomes_unit_failed() -> None:
-    class Boom(UserError):
-        pass
+async def test_fatal_error_of_an_unknown_type_becomes_unit_failed() -> None:
+    class Boom(Exception):
+        status_code = 400  # a client error: fatal by the error policy, but not a class the container may rebuild
 
     agent = Agent(tool_loop_model(1), name="boom")
 
@@ -324,13 +324,27 @@ async def test_non_retryable_unknown_error_type_becomes_unit_failed() -> None:
     def step(i: int) -> str:
         raise Boom("local class")
 
-    # A class the container cannot import back (defined in a function) arrives as UnitFailedError.
     with pytest.raises(UnitFailedError, match="Boom: local class") as info:
         await LocalAgent(agent).run("go")
     assert info.value.error_type == "Boom"
 
 
-async def test_dynamic_toolset_is_listed_once_per_run_in_a_unit() -> None:
+async def test_subclass_of_an_allowed_error_is_rebuilt_as_the_allowed_class() -> None:
+    class Boom(UserError):
+        pass
+
+    agent = Agent(tool_loop_model(1), name="boom_user")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        raise Boom("local class")
+
+    with pytest.raises(UserError, match="local class") as info:
+        await LocalAgent(agent).run("go")
+    assert type(info.value) is UserError
+
+
+async def test_dynamic_toolset_is_listed_every_step_in_a_unit() -> None:
     listings: list[int] = []
 
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -349,8 +363,14 @@ async def test_dynamic_toolset_is_listed_once_per_run_in_a_unit() -> None:
 
         return FunctionToolset([lookup])
 
+    await agent.run("go")
+    bare_steps = sorted(set(listings))
+    listings.clear()
     with record_units() as units:
         result = await LocalAgent(agent).run("go")
     assert result.output == "lookup"
     assert units.labels[:3] == ["dyn.toolset.dynamic.list", "dyn.model", "dyn.toolset.dynamic.call/lookup"]
-    assert units.kinds.count("list") == 1
+    # pydantic-ai re-evaluates a dynamic toolset at every run step; so does the durable run, in a listing unit.
+    assert bare_steps == [1, 2]
+    assert units.kinds.count("list") == 2
+    assert sorted(set(listings)) == bare_steps

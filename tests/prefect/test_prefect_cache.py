@@ -14,7 +14,8 @@ import pytest
 from _pf_support import counted_agent, lines
 from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
 
-from durable_agents._codec import MESSAGE_TA, pack
+from durable_agents._frames import ModelInput, ToolInput, encode
+from durable_agents._history import MESSAGE_TA
 from durable_agents._units import UnitKind
 from durable_agents.prefect import CROSS_RUN, PrefectAgent, TaskConfig, unit_fingerprint
 from durable_agents.prefect._cache import RunHistory
@@ -36,8 +37,8 @@ def _ctx(run_id: str, **overrides: Any) -> dict[str, Any]:
     return ctx
 
 
-def _tool_payload(run_id: str, args: dict[str, Any], deps: bytes = b"null", **ctx: Any) -> bytes:
-    return pack({"tool": "step", "args": args, "model": None, "ctx": _ctx(run_id, **ctx)}, [deps])
+def _tool_payload(run_id: str, args: dict[str, Any], deps: Any = None, **ctx: Any) -> bytes:
+    return encode(ToolInput(tool="step", args=args, model=None, ctx=_ctx(run_id, **ctx), deps=deps))
 
 
 def _history(run_id: str, when: datetime, prompt: str = "go", call_id: str = "c1") -> list[bytes]:
@@ -49,7 +50,7 @@ def _history(run_id: str, when: datetime, prompt: str = "go", call_id: str = "c1
 
 
 def _model_fp(run_id: str, history: list[bytes], deps: bytes = b"null", metadata: bytes = b"null") -> str:
-    payload = pack({"run": f"{run_id}:0", "base": 1, "digest": run_id, "model": None, "settings": None}, [b"null"])
+    payload = encode(ModelInput(run=f"{run_id}:0", base=1, digest=run_id))
     return unit_fingerprint("a.model", UnitKind.MODEL, payload, 0, RunHistory(history, deps, metadata))
 
 
@@ -64,7 +65,7 @@ def test_tool_fingerprint_ignores_run_ids_and_keeps_real_inputs() -> None:
     base = fp(_tool_payload("run-1", {"i": 0}))
     assert fp(_tool_payload("run-2", {"i": 0})) == base
     assert fp(_tool_payload("run-1", {"i": 1})) != base
-    assert fp(_tool_payload("run-1", {"i": 0}, deps=b'{"user":"bob"}')) != base
+    assert fp(_tool_payload("run-1", {"i": 0}, deps={"user": "bob"})) != base
     assert fp(_tool_payload("run-1", {"i": 0}, metadata={"tenant": "x"})) != base
     assert fp(_tool_payload("run-1", {"i": 0}, retry=1)) != base
     assert fp(_tool_payload("run-1", {"i": 0}), occurrence=1) != base
