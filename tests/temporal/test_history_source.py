@@ -50,7 +50,7 @@ recall_base = Agent(tool_loop_model(ROUNDS), name="recall")
 async def step(i: int) -> str:
     RECALLED.append(
         (
-            await recorded_exchanges(MODEL),
+            await recall_agent.recorded_exchanges(recall_agent.model_unit),
             await recorded_exchanges(activity.info().activity_type),
         )
     )
