@@ -27,6 +27,7 @@ from .._run import CURRENT_RUN
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError
 from ._continue import HistoryLimit, HistoryLimitReached
+from ._history_source import recorded_exchanges
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DEFAULT_START_TO_CLOSE_TIMEOUT", "UNIT_ATTR", "TemporalAgent"]
 
@@ -171,6 +172,16 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if options.get("start_to_close_timeout") is None and options.get("schedule_to_close_timeout") is None:
             options["start_to_close_timeout"] = DEFAULT_START_TO_CLOSE_TIMEOUT
         return await workflow.execute_activity(unit.name, payload, result_type=bytes, **options)
+
+    async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
+        """The inputs and results of `unit`'s earlier activities in the calling activity's workflow run.
+
+        Read from the workflow history on the server, so any worker can rebuild a run's state that another worker
+        built (see `durable_agents.temporal._history_source`). In schedule order; the result is `None` for an
+        activity that has not completed. `None` when they cannot be read (not called from an activity, or the
+        history read failed).
+        """
+        return await recorded_exchanges(unit.name)
 
     def _check_history_limit(self, limit: HistoryLimit) -> None:
         reason = limit.exceeded()
