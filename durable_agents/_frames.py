@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Annotated, Any, Literal, cast
 
 import pydantic_core
@@ -307,9 +307,12 @@ def encode(frame: Input | Outcome) -> bytes:
         pydantic_core.PydanticSerializationError: A value in the frame cannot be serialized; callers turn it
             into a [`SerializationError`][durable_agents.exceptions.SerializationError] naming what it was.
     """
+    # Optional fields that are unset are left out (they decode to the same defaults): a record of a run holds
+    # thousands of frames.
+    unset = {f.name for f in fields(frame) if f.name not in ("t", "v") and getattr(frame, f.name) is None}
     if isinstance(frame, ModelInput | SegmentInput | ToolInput | ListInput | EventsInput):
-        return _INPUT_TA.dump_json(frame)
-    return _OUTCOME_TA.dump_json(frame)
+        return _INPUT_TA.dump_json(frame, exclude=unset)
+    return _OUTCOME_TA.dump_json(frame, exclude=unset)
 
 
 def params_digest(params: ModelRequestParameters) -> tuple[str, bytes]:

@@ -121,8 +121,9 @@ class DurableModel(WrapperModel):
             raise rebuild_error(unit.name, outcome)
         if not isinstance(outcome, ResponseOutcome):
             raise UnitFailedError(unit.name, "ProtocolError", f"a model unit answered {outcome.t!r}")
-        state.log.add_response(outcome.response)
-        return outcome.response
+        response = _stamped(outcome.response, messages, self.model_id)
+        state.log.add_response(response)
+        return response
 
     def _encode(self, request: ModelInput | SegmentInput) -> bytes:
         try:
@@ -245,8 +246,23 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
         if is_fatal(exc):
             return encode(error_outcome(exc))
         raise
-    HISTORY_CACHE.add_response(request.run, len(messages), response)
+    HISTORY_CACHE.add_response(request.run, len(messages), _stamped(response, messages, model.model_id))
     return data
+
+
+def _stamped(response: ModelResponse, messages: list[ModelMessage], model_id: str) -> ModelResponse:
+    """Fill in what the agent graph stamps on a response when it commits it (only where unset).
+
+    Both sides stamp the same values (the run ids of the request that was answered, and the serving model's id),
+    so the response the container records is byte for byte the one the unit side holds, and it is not sent back
+    with the next request.
+    """
+    response.model_id = response.model_id or model_id
+    request = next((m for m in reversed(messages) if m.kind == "request"), None)
+    if request is not None:
+        response.run_id = response.run_id or request.run_id
+        response.conversation_id = response.conversation_id or request.conversation_id
+    return response
 
 
 async def _resolve(
