@@ -20,6 +20,7 @@ so the engine never sees it and never runs the unit again; only *retryable* erro
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import Mapping
@@ -37,7 +38,19 @@ from pydantic_ai.exceptions import (
 
 from .exceptions import DurableAgentsError
 
-__all__ = ["FATAL_TYPES", "RETRYABLE_STATUSES", "Verdict", "classify", "is_fatal", "status_code"]
+__all__ = [
+    "FATAL_TYPES",
+    "MAX_RETRY_AFTER",
+    "RETRYABLE_STATUSES",
+    "Verdict",
+    "classify",
+    "is_fatal",
+    "pause_before_retry",
+    "status_code",
+]
+
+MAX_RETRY_AFTER = 600.0
+"""The longest `Retry-After` honoured, in seconds (a misbehaving server must not park a unit for hours)."""
 
 FATAL_TYPES: tuple[type[BaseException], ...] = (
     DurableAgentsError,
@@ -74,6 +87,13 @@ def classify(exc: BaseException) -> Verdict:
     if isinstance(exc, FATAL_TYPES):
         return Verdict(True)
     return Verdict(False)
+
+
+async def pause_before_retry(exc: BaseException) -> None:
+    """Wait what a retryable error's `Retry-After` asks, before the engine retries (for engines without a delay)."""
+    verdict = classify(exc)
+    if not verdict.fatal and verdict.retry_after:
+        await asyncio.sleep(min(verdict.retry_after, MAX_RETRY_AFTER))
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -22,7 +22,7 @@ from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionTools
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import DBOS_CAPABILITIES
-from .._policy import is_fatal
+from .._policy import is_fatal, pause_before_retry
 from .._units import Unit
 from ..exceptions import (
     ContainerUsageError,
@@ -205,7 +205,16 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         """Run the unit as a DBOS step named `label` (`<agent>.model`, `<agent>.toolset.<id>.call/<tool>`, ...)."""
         options = cast(StepOptions, {**config, "name": label, "should_retry": _should_retry})
         body = cast(Callable[[bytes], Coroutine[Any, Any, bytes]], unit.body)
-        return await DBOS.run_step_async(options, body, payload)
+
+        async def step(data: bytes) -> bytes:
+            try:
+                return await body(data)
+            except Exception as exc:
+                # DBOS retries after its own interval; a server's Retry-After comes first.
+                await pause_before_retry(exc)
+                raise
+
+        return await DBOS.run_step_async(options, step, payload)
 
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Run the agent as a DBOS workflow; inside a user's `@DBOS.workflow` it is a child workflow.

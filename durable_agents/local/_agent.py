@@ -17,6 +17,7 @@ from pydantic_ai.tools import AgentDepsT
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import LOCAL_CAPABILITIES
+from .._policy import pause_before_retry
 from .._units import Unit
 
 __all__ = ["LocalAgent", "LocalUnitConfig"]
@@ -100,9 +101,10 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         for attempt in range(1, attempts + 1):
             try:
                 return await asyncio.wait_for(unit.body(payload), timeout)
-            except Exception:
+            except Exception as exc:
                 if attempt == attempts:
                     raise
+                await pause_before_retry(exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:

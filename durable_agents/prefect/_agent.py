@@ -33,6 +33,7 @@ from pydantic_ai.tools import AgentDepsT
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import PREFECT_CAPABILITIES
+from .._policy import pause_before_retry
 from .._run import current_run
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError, DuplicateAgentNameError, UnknownConfigKeyError, UnserializableDepsError
@@ -204,6 +205,10 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             token = _CONTAINER.set(None)
             try:
                 return await body(payload)
+            except Exception as exc:
+                # Prefect retries after its own delay; a server's Retry-After comes first.
+                await pause_before_retry(exc)
+                raise
             finally:
                 _CONTAINER.reset(token)
 

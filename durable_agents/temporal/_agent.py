@@ -18,11 +18,13 @@ from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityConfig
 
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import TEMPORAL_CAPABILITIES
+from .._policy import MAX_RETRY_AFTER, classify
 from .._run import CURRENT_RUN
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError
@@ -205,7 +207,22 @@ def _activity_for(unit: Unit) -> Callable[[bytes], Awaitable[bytes]]:
     body = unit.body
 
     async def run_unit(payload: bytes) -> bytes:
-        return await body(payload)
+        try:
+            return await body(payload)
+        except Exception as exc:
+            # Units return fatal errors as values; what escapes is retryable, and a server's Retry-After
+            # becomes the next attempt's delay. Anything fatal that escapes anyway is never retried.
+            verdict = classify(exc)
+            if verdict.fatal or verdict.retry_after is not None:
+                raise ApplicationError(
+                    str(exc) or type(exc).__name__,
+                    type=type(exc).__name__,
+                    non_retryable=verdict.fatal,
+                    next_retry_delay=None
+                    if verdict.retry_after is None
+                    else timedelta(seconds=min(verdict.retry_after, MAX_RETRY_AFTER)),
+                ) from exc
+            raise
 
     run_unit.__name__ = run_unit.__qualname__ = unit.name.replace(".", "_")
     setattr(run_unit, UNIT_ATTR, unit.name)

@@ -7,14 +7,14 @@ import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic_ai.exceptions import AgentRunError, UserError
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import DataConverter, DefaultPayloadConverter
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from ..exceptions import DuplicateAgentNameError, DurableAgentsError
+from .._policy import FATAL_TYPES
+from ..exceptions import DuplicateAgentNameError
 from ._agent import UNIT_ATTR, TemporalAgent
 
 __all__ = ["PASSTHROUGH_MODULES", "WORKFLOW_FAILURE_EXCEPTION_TYPES", "DurableAgentsPlugin"]
@@ -62,12 +62,13 @@ them through avoids the sandbox's import failures and its per-run re-import cost
 # which refuses its `threading.Thread` subclass; imported here, the workflow gets the worker's module passed through.
 importlib.import_module("anyio._backends._asyncio")
 
-WORKFLOW_FAILURE_EXCEPTION_TYPES: tuple[type[BaseException], ...] = (DurableAgentsError, UserError, AgentRunError)
+WORKFLOW_FAILURE_EXCEPTION_TYPES: tuple[type[BaseException], ...] = FATAL_TYPES
 """Errors that fail the workflow instead of failing (and endlessly retrying) its workflow task.
 
-`DurableAgentsError` covers misuse (`ContainerUsageError`, `UnregisteredModelError`...), payloads over
-the limit and fatal unit errors; `UserError` and `AgentRunError` (`UnexpectedModelBehavior`,
-`UsageLimitExceeded`...) are pydantic-ai's errors that no retry can fix.
+The error policy's fatal types (`durable_agents._policy.FATAL_TYPES`): `DurableAgentsError` covers
+misuse (`ContainerUsageError`, `UnregisteredModelError`...), payloads over the limit and fatal unit
+errors; `UserError` and `AgentRunError` (`UnexpectedModelBehavior`, `UsageLimitExceeded`...) are
+pydantic-ai's errors that no retry can fix; a value that cannot be serialized stays unserializable.
 """
 
 

@@ -1,0 +1,139 @@
+"""One runner per engine for the parity tests: the same scenario agents, wrapped for local, DBOS, Temporal, Prefect.
+
+A runner takes a scenario name and a prompt and returns the run's output, or raises [`RunFailed`][] with the
+error's type name (engines report a failed run differently: a Temporal workflow failure carries the type name of
+the error that failed it, the in-process engines raise the error itself).
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from tests.conftest import PREFECT_WARNING_FILTERS
+
+from . import scenarios
+
+Runner = Callable[[str, str], Awaitable[str]]
+
+
+class RunFailed(Exception):
+    """A run failed with an error of type `error_type`."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+
+
+ENGINES = [
+    "local",
+    pytest.param("dbos", marks=pytest.mark.dbos),
+    pytest.param("temporal", marks=pytest.mark.temporal),
+    pytest.param("prefect", marks=[pytest.mark.prefect, *PREFECT_WARNING_FILTERS]),
+]
+
+
+@pytest.fixture(params=ENGINES)
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Run a scenario on the engine of this parametrisation."""
+    scenarios.SEEN.clear()
+    scenarios.CALLS.clear()
+    runner: Runner = request.getfixturevalue(f"{request.param}_runner")
+    return runner
+
+
+async def _in_process(call: Awaitable[object]) -> str:
+    try:
+        return str(await call)
+    except Exception as exc:
+        raise RunFailed(type(exc).__name__, str(exc)) from exc
+
+
+@pytest.fixture(scope="module")
+def local_runner() -> Runner:
+    from durable_agents.local import LocalAgent
+
+    agents = {name: LocalAgent(agent) for name, agent in scenarios.AGENTS.items()}
+
+    async def run(name: str, prompt: str) -> str:
+        return await _in_process(_output(agents[name].run(prompt)))
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def dbos_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+    from dbos import DBOS
+
+    from durable_agents.dbos import DBOSAgent
+
+    DBOS.destroy(destroy_registry=True)
+    agents = {name: DBOSAgent(agent) for name, agent in scenarios.AGENTS.items()}
+    url = f"sqlite:///{tmp_path_factory.mktemp('dbos') / 'parity.sqlite'}"
+    DBOS(config={"name": "parity", "system_database_url": url, "application_version": "parity", "log_level": "WARNING"})
+    DBOS.launch()
+
+    async def run(name: str, prompt: str) -> str:
+        return await _in_process(_output(agents[name].run(prompt)))
+
+    yield run
+    DBOS.destroy(destroy_registry=True)
+
+
+@pytest.fixture(scope="module")
+def prefect_runner(prefect_server: str) -> Iterator[Runner]:
+    from durable_agents.prefect import PrefectAgent
+
+    agents = {name: PrefectAgent(agent) for name, agent in scenarios.AGENTS.items()}
+
+    async def run(name: str, prompt: str) -> str:
+        return await _in_process(_output(agents[name].run(prompt)))
+
+    yield run
+    gc.collect()
+
+
+@pytest.fixture(scope="module")
+async def temporal_runner() -> AsyncIterator[Runner]:
+    from durable_agents.temporal import DurableAgentsPlugin
+
+    from .temporal_app import TEMPORAL_AGENTS, ParityWorkflow
+
+    binary = shutil.which("temporal") or str(Path(__import__("sys").executable).parent / "temporal")
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary, dev_server_log_level="error")
+    async with env:
+        client = await Client.connect(env.client.service_client.config.target_host, plugins=[DurableAgentsPlugin()])
+        queue = f"parity-{uuid.uuid4().hex[:8]}"
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=[ParityWorkflow],
+            plugins=[DurableAgentsPlugin(*TEMPORAL_AGENTS.values())],
+        ):
+
+            async def run(name: str, prompt: str) -> str:
+                try:
+                    return await client.execute_workflow(
+                        ParityWorkflow.run, args=[name, prompt], id=f"parity-{uuid.uuid4().hex[:12]}", task_queue=queue
+                    )
+                except WorkflowFailureError as exc:
+                    cause = exc.cause
+                    if isinstance(cause, ApplicationError):
+                        raise RunFailed(cause.type or "ApplicationError", cause.message) from exc
+                    raise
+
+            yield run
+
+
+async def _output(call: Awaitable[object]) -> object:
+    result = await call
+    return getattr(result, "output", result)

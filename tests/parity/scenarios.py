@@ -1,0 +1,124 @@
+"""Agents that every engine must run exactly as the bare agent does (kept sandbox-importable: Temporal workflows
+import this module, so no test-only imports).
+
+Each scenario is a plain pydantic-ai `Agent` with a name; the parity tests wrap the same agent for every engine.
+What the models saw and how often tools ran is recorded in module-level structures: units run in the test
+process on every engine (the Temporal worker runs in the test process too), so the tests can read them.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from typing import Any
+
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities.process_history import ProcessHistory
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.usage import UsageLimits
+
+from durable_agents.testing import tool_loop_model
+
+SEEN: list[list[ModelMessage]] = []
+"""Every request's messages, as the scenario models received them (cleared by the tests)."""
+CALLS: Counter[str] = Counter()
+"""How many times each scenario tool ran (cleared by the tests)."""
+
+
+def tool_returns(messages: list[ModelMessage]) -> list[Any]:
+    """The contents of every tool return in `messages`, oldest first."""
+    return [
+        p.content for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)
+    ]
+
+
+# ---------------------------------------------------------------- a history processor that redacts in place
+
+_loop = tool_loop_model(3, final="ok")
+
+
+def _recording_loop(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    SEEN.append(copy.deepcopy(messages))
+    return _loop.function(messages, info)  # type: ignore[misc,return-value]
+
+
+def _redact_old_tool_results(messages: list[ModelMessage]) -> list[ModelMessage]:
+    parts = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)]
+    for part in parts[:-1]:
+        part.content = "[redacted]"  # edited in place: the common privacy pattern
+    return messages
+
+
+redact = Agent(
+    FunctionModel(_recording_loop), name="parity_redact", capabilities=[ProcessHistory(_redact_old_tool_results)]
+)
+
+
+@redact.tool_plain
+def step(i: int) -> str:
+    CALLS["parity_redact.step"] += 1
+    return f"secret-{i}"
+
+
+# ---------------------------------------------------------------- a dynamic toolset that grows after the first step
+
+
+def _grow_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    names = sorted(t.name for t in info.function_tools)
+    returns = tool_returns(messages)
+    if not returns:
+        return ModelResponse(parts=[ToolCallPart("first", {"x": 1}, tool_call_id="c1")])
+    if "second" in names and len(returns) == 1:
+        return ModelResponse(parts=[ToolCallPart("second", {"x": 2}, tool_call_id="c2")])
+    return ModelResponse(parts=[TextPart(f"offered={names} results={returns}")])
+
+
+grow = Agent(FunctionModel(_grow_model), name="parity_grow")
+
+
+@grow.toolset(id="grow")
+def _growing(ctx: RunContext[None]) -> FunctionToolset[None]:
+    tools = FunctionToolset[None]()
+
+    @tools.tool_plain
+    def first(x: int) -> str:
+        CALLS["parity_grow.first"] += 1
+        return f"first:{x}"
+
+    if ctx.run_step > 1:
+
+        @tools.tool_plain
+        def second(x: int) -> str:
+            CALLS["parity_grow.second"] += 1
+            return f"second:{x}"
+
+    return tools
+
+
+# ---------------------------------------------------------------- deterministic failures inside tools
+
+unserializable = Agent(tool_loop_model(1), name="parity_unserializable")
+
+
+@unserializable.tool_plain(name="step")
+def _lock(i: int) -> Any:
+    CALLS["parity_unserializable.step"] += 1
+    return threading.Lock()  # no JSON form: a deterministic failure, never worth a retry
+
+
+inner = Agent(tool_loop_model(0, final="inner"), name="parity_inner")
+limited = Agent(tool_loop_model(1), name="parity_limited")
+
+
+@limited.tool(name="step")
+async def _delegate(ctx: RunContext[None], i: int) -> str:
+    CALLS["parity_limited.step"] += 1
+    result = await inner.run("go", usage=ctx.usage, usage_limits=UsageLimits(request_limit=1))
+    return result.output
+
+
+AGENTS: dict[str, Agent[Any, Any]] = {a.name: a for a in (redact, grow, unserializable, limited) if a.name}
+"""Every scenario agent, by name."""

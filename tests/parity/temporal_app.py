@@ -1,0 +1,18 @@
+"""The Temporal side of the parity tests: every scenario agent wrapped, and one workflow that runs any of them."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from durable_agents.temporal import TemporalAgent
+
+from .scenarios import AGENTS
+
+TEMPORAL_AGENTS = {name: TemporalAgent(agent) for name, agent in AGENTS.items()}
+
+
+@workflow.defn
+class ParityWorkflow:
+    @workflow.run
+    async def run(self, name: str, prompt: str) -> str:
+        return str((await TEMPORAL_AGENTS[name].run(prompt)).output)
