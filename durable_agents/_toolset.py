@@ -36,7 +36,8 @@ from pydantic_ai.toolsets import AbstractToolset, DynamicToolset, FunctionToolse
 from pydantic_ai.usage import RunUsage
 from pydantic_core import core_schema
 
-from ._codec import USAGE_TA, restore_ctx, return_outcome, return_value, snapshot_ctx
+from ._codec import USAGE_TA, return_outcome, return_value
+from ._context import restore_ctx, snapshot_ctx
 from ._errors import error_outcome, rebuild_error
 from ._frames import (
     ApprovalOutcome,
