@@ -9,14 +9,25 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pydantic_core
 import pytest
+from pydantic import AfterValidator, ValidationInfo
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UsageLimitExceeded
-from pydantic_ai.messages import BinaryContent, BinaryImage, CachePoint, ImageUrl, TextContent
+from pydantic_ai.messages import (
+    BinaryContent,
+    BinaryImage,
+    CachePoint,
+    ImageUrl,
+    ModelResponse,
+    TextContent,
+    TextPart,
+    ToolCallPart,
+)
+from pydantic_ai.models.function import FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.usage import RunUsage, UsageLimits
 
@@ -298,3 +309,28 @@ def test_deadline_keeps_its_instant() -> None:
     restored = restore_ctx(_through_a_frame(snapshot_ctx(ctx)), deps=None, model=model)
     remaining = restored.remaining_time()
     assert remaining is not None and 0 < remaining <= 30
+
+
+def known_unit(value: str, info: ValidationInfo) -> str:
+    if value not in info.context["units"]:  # a TypeError without the context
+        raise ValueError(f"unknown unit {value!r}")
+    return value
+
+
+async def test_tool_arguments_are_validated_with_the_validation_context_inside_the_unit() -> None:
+    model = FunctionModel(
+        lambda messages, info: ModelResponse(
+            parts=[TextPart("done")] if len(messages) > 1 else [ToolCallPart("convert", {"unit": "cm"})]
+        )
+    )
+    agent = Agent(model, name="ctx_validation", validation_context={"units": ["cm", "kg"]})
+    converted: list[str] = []
+
+    @agent.tool_plain
+    def convert(unit: Annotated[str, AfterValidator(known_unit)]) -> str:
+        converted.append(unit)
+        return unit
+
+    await agent.run("go")
+    await LocalAgent(agent).run("go")
+    assert converted == ["cm", "cm"]
