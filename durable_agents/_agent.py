@@ -45,6 +45,7 @@ from pydantic_ai.toolsets.abstract import AGENT_TOOLSET_ID
 
 from ._codec import DepsCodec, check_size
 from ._config import UnitConfigs
+from ._context import check_carried
 from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
 from ._history import HISTORY_CACHE
@@ -331,6 +332,10 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             )
         model_key, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
+        if isinstance(kwargs.get("metadata"), Mapping):
+            # Refused now rather than at the first unit that carries the run context, which may come after a
+            # model request has been paid for. Metadata from a function is only known inside the run.
+            check_carried("metadata", kwargs["metadata"])
         run_key = self.new_run_key()
         # Ids that are the same when the container is replayed, and short: every message carries them.
         short_id = hashlib.blake2b(run_key.encode(), digest_size=8).hexdigest()

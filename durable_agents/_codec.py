@@ -1,36 +1,30 @@
-"""Values that cross the unit boundary inside frames: deps, run contexts, tool return values.
+"""Values that cross the unit boundary inside frames: deps and tool return values.
 
 The frames themselves (one typed, versioned value per unit input and outcome) are `_frames.py`.
 Deps use the agent's `deps_type`, through `TypeAdapter`s that are built once per process and cached,
-never per payload (building one costs far more than validating with it). A
-[`RunContext`][pydantic_ai.tools.RunContext] crosses as a snapshot of an explicit field list, see
-[`CTX_FIELDS`][durable_agents._codec.CTX_FIELDS].
+never per payload (building one costs far more than validating with it). The
+[`RunContext`][pydantic_ai.tools.RunContext] projection lives in `_context.py`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import pydantic_core
 from pydantic import PydanticSchemaGenerationError, TypeAdapter
 from pydantic_ai import messages as _messages
-from pydantic_ai.models import Model
-from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RunUsage
 
 from ._frames import ReturnOutcome
 from .exceptions import PayloadTooLargeError, UnserializableDepsError
 
 __all__ = [
-    "CTX_FIELDS",
     "DepsCodec",
     "check_size",
-    "restore_ctx",
     "return_outcome",
     "return_value",
-    "snapshot_ctx",
 ]
 
 USAGE_TA: TypeAdapter[RunUsage] = TypeAdapter(RunUsage)
@@ -108,47 +102,6 @@ def _adapter_for(tp: Any) -> TypeAdapter[Any]:
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__qualname__", repr(tp))
-
-
-CTX_FIELDS = (
-    "run_id",
-    "conversation_id",
-    "run_step",
-    "retries",
-    "retry",
-    "max_retries",
-    "tool_call_id",
-    "tool_name",
-    "tool_call_approved",
-    "tool_call_metadata",
-    "metadata",
-    "partial_output",
-)
-"""The `RunContext` fields that cross into a unit, besides `deps`, `usage` and a string `prompt`.
-
-Everything else (notably `messages`, which would make every payload grow with the conversation)
-keeps its default inside a unit.
-"""
-
-
-def snapshot_ctx(ctx: RunContext[Any]) -> dict[str, Any]:
-    """The JSON-able snapshot of a run context, without deps (they travel as a chunk of their own)."""
-    snap: dict[str, Any] = {name: getattr(ctx, name) for name in CTX_FIELDS}
-    snap["usage"] = USAGE_TA.dump_python(ctx.usage, mode="json")
-    snap["prompt"] = ctx.prompt if isinstance(ctx.prompt, str) else None
-    return cast(dict[str, Any], pydantic_core.to_jsonable_python(snap))
-
-
-def restore_ctx(snap: Mapping[str, Any], deps: Any, model: Model) -> RunContext[Any]:
-    """Rebuild a run context inside a unit from a snapshot."""
-    fields = {name: snap[name] for name in CTX_FIELDS if name in snap}
-    return RunContext(
-        deps=deps,
-        model=model,
-        usage=USAGE_TA.validate_python(snap.get("usage") or {}),
-        prompt=snap.get("prompt"),
-        **fields,
-    )
 
 
 def return_outcome(value: Any, usage: dict[str, Any] | None = None) -> ReturnOutcome:

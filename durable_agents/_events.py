@@ -20,7 +20,7 @@ import pydantic_core
 from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, PartEndEvent, PartStartEvent
 from pydantic_ai.tools import RunContext
 
-from ._codec import restore_ctx, snapshot_ctx
+from ._context import restore_ctx, snapshot_ctx
 from ._errors import error_outcome, rebuild_error
 from ._frames import DoneOutcome, ErrorOutcome, EventsInput, decode_input, decode_outcome, encode
 from ._observers import UnitEvent, notify

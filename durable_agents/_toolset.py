@@ -36,7 +36,8 @@ from pydantic_ai.toolsets import AbstractToolset, DynamicToolset, FunctionToolse
 from pydantic_ai.usage import RunUsage
 from pydantic_core import core_schema
 
-from ._codec import USAGE_TA, restore_ctx, return_outcome, return_value, snapshot_ctx
+from ._codec import USAGE_TA, return_outcome, return_value
+from ._context import restore_ctx, snapshot_ctx
 from ._errors import error_outcome, rebuild_error
 from ._frames import (
     ApprovalOutcome,
@@ -291,7 +292,7 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
             if tool is None:
                 raise UserError(f"Tool {tool_name!r} is not offered by toolset {leaf.toolset_id!r} inside the unit.")
             try:
-                args = tool.args_validator.validate_python(unit_input.args)
+                args = tool.args_validator.validate_python(unit_input.args, context=ctx.validation_context)
             except pydantic.ValidationError as exc:
                 return encode(RetryOutcome(message=str(exc), usage=_usage(ctx, usage_before)))
             result = await toolset.call_tool(tool_name, args, ctx, tool)

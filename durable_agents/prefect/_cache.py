@@ -18,7 +18,7 @@ tells apart identical calls within one run. Removed fields, and only those:
 | where | dropped |
 |---|---|
 | frame | `v`, `run` (the run key), `base`, `digest`, `params` (`params_digest` stays), `messages` (see below) |
-| run-context snapshot (`ctx`) | `run_id`, `conversation_id`, `tool_call_id` |
+| run-context snapshot (`ctx`) | `run_id`, `conversation_id`, `tool_call_id`, `deadline` |
 | every message | `timestamp`, `run_id`, `conversation_id`, `provider_response_id` |
 | every message part | `timestamp`, `tool_call_id`, `id` |
 
@@ -77,7 +77,8 @@ FINGERPRINT_PARAMETER = "fingerprint"
 """The name of the task parameter that carries a unit's fingerprint to the cache policy."""
 
 _FRAME_DROP = frozenset({"v", "run", "base", "digest", "params", "messages"})
-_CTX_DROP = frozenset({"run_id", "conversation_id", "tool_call_id"})
+# The deadline is wall-clock time from the start of the flow body: a resume starts it again.
+_CTX_DROP = frozenset({"run_id", "conversation_id", "tool_call_id", "deadline"})
 _MESSAGE_DROP = frozenset({"timestamp", "run_id", "conversation_id", "provider_response_id"})
 _PART_DROP = frozenset({"timestamp", "tool_call_id", "id"})
 

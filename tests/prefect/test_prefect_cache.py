@@ -64,6 +64,8 @@ def test_tool_fingerprint_ignores_run_ids_and_keeps_real_inputs() -> None:
 
     base = fp(_tool_payload("run-1", {"i": 0}))
     assert fp(_tool_payload("run-2", {"i": 0})) == base
+    # A resumed flow body computes a new deadline from `timeout=`: it must not make completed units run again.
+    assert fp(_tool_payload("run-1", {"i": 0}, deadline="2026-01-01T00:00:00Z")) == base
     assert fp(_tool_payload("run-1", {"i": 1})) != base
     assert fp(_tool_payload("run-1", {"i": 0}, deps={"user": "bob"})) != base
     assert fp(_tool_payload("run-1", {"i": 0}, metadata={"tenant": "x"})) != base
