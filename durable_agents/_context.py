@@ -18,6 +18,8 @@ the unit runs.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,10 +68,13 @@ class _Typed:
 
     adapter: TypeAdapter[Any]
     fix: str = "pass a value of the field's declared type."
+    compact: bool = False
+    """Leave out attributes at their defaults (usage is mostly zeros, and every unit input carries it). Only for
+    types without tagged unions: a union's tag is a default too, and the value would come back as another type."""
 
     def encode(self, value: Any) -> Any:
         # A float where the type says Decimal (`UsageLimits.cost_limit`) is fine: the decode validates it.
-        return self.adapter.dump_python(value, mode="json", warnings=False)
+        return self.adapter.dump_python(value, mode="json", warnings=False, exclude_defaults=self.compact)
 
     def decode(self, data: Any) -> Any:
         return self.adapter.validate_json(pydantic_core.to_json(data))
@@ -185,8 +190,8 @@ CARRIED: Mapping[str, FieldCodec] = {
     "partial_output": _BOOL,
     # Budgets: a delegate agent run from a tool with `usage=ctx.usage, usage_limits=ctx.usage_limits` must be
     # limited inside a unit as it is outside one.
-    "usage": _typed(RunUsage),
-    "usage_limits": _typed(UsageLimits | None),
+    "usage": _Typed(TypeAdapter(RunUsage), compact=True),
+    "usage_limits": _Typed(TypeAdapter(UsageLimits | None), compact=True),
     "deadline": _Deadline(),  # absolute and timezone-aware, so `remaining_time()` works in the unit
     # What the run was asked and how.
     "prompt": _typed(str | list[_messages.UserContent] | None),  # any sequence of content arrives as a list
@@ -248,7 +253,25 @@ def snapshot_ctx(ctx: RunContext[Any]) -> dict[str, Any]:
     Raises:
         SerializationError: A carried field holds a value that cannot cross into a unit unchanged.
     """
-    return {name: _encode(name, codec, getattr(ctx, name)) for name, codec in CARRIED.items()}
+    snap = {name: _encode(name, codec, getattr(ctx, name)) for name, codec in CARRIED.items()}
+    # A field at its default is left out (`restore_ctx` gives it the default again): every unit input carries this.
+    return {name: value for name, value in snap.items() if name not in _DEFAULTS or _DEFAULTS[name] != value}
+
+
+def _encoded_defaults() -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for f in dataclasses.fields(RunContext):
+        if f.name not in CARRIED:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            continue
+        with contextlib.suppress(ValueError, TypeError):
+            defaults[f.name] = CARRIED[f.name].encode(default)
+    return defaults
 
 
 def check_carried(name: str, value: Any) -> None:
@@ -265,6 +288,10 @@ def restore_ctx(snap: Mapping[str, Any], deps: Any, model: Model) -> RunContext[
     fields = {name: codec.decode(snap[name]) for name, codec in CARRIED.items() if name in snap}
     fields.setdefault("usage", RunUsage())
     return RunContext(deps=deps, model=model, **fields)
+
+
+_DEFAULTS: dict[str, Any] = _encoded_defaults()
+"""The encoded default of every carried field that has one."""
 
 
 def _encode(name: str, codec: FieldCodec, value: Any) -> Any:

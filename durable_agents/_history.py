@@ -278,12 +278,16 @@ class HistoryCache:
         *,
         params_digest: str | None = None,
         params: ModelRequestParameters | None = None,
+        records: Sequence[tuple[Input, Outcome | None]] | None = None,
     ) -> tuple[list[ModelMessage], ModelRequestParameters | None] | None:
         """Extend a held prefix with `messages`: the full history and request parameters, or `None` on a miss.
 
         `params` is `None` when the container expects this side to hold the parameters with `params_digest`;
-        `params_digest=None` (history segments) needs no parameters.
+        `params_digest=None` (history segments) needs no parameters. `records` is the engine's record of the
+        run's earlier model units, the last place to look for the prefix (see
+        [`rebuild`][durable_agents._history.HistoryCache.rebuild]).
         """
+        rebuilt = None if records is None else self.rebuild(run_key, records)
         with self._lock:
             old = self._runs.get(run_key)
             chain = old
@@ -291,14 +295,17 @@ class HistoryCache:
                 chain = _Chain(params=old.params if old is not None else None)
             elif chain is None or not chain.holds(base, digest):
                 chain = self._from_live(run_key, base, digest)
+                if chain is None and rebuilt is not None and rebuilt.holds(base, digest):
+                    chain = rebuilt
+                    self.recoveries += 1
                 if chain is None:
                     return None
             if params is None and params_digest is not None:
                 if chain.params is None or chain.params[0] != params_digest:
-                    live = self._from_live(run_key, base, digest)
-                    if live is None or live.params is None or live.params[0] != params_digest:
+                    found = self._from_live(run_key, base, digest) or rebuilt
+                    if found is None or found.params is None or found.params[0] != params_digest:
                         return None
-                    chain.params = live.params
+                    chain.params = found.params
                 params = chain.params[1]
             elif params is not None and params_digest is not None:
                 chain.params = (params_digest, params)
@@ -320,7 +327,7 @@ class HistoryCache:
             chain.append(response, encode_message(response))
             self._store(run_key, chain)
 
-    def rebuild(self, run_key: str, exchanges: Sequence[tuple[Input, Outcome | None]]) -> None:
+    def rebuild(self, run_key: str, exchanges: Sequence[tuple[Input, Outcome | None]]) -> _Chain | None:
         """Rebuild a run's history from the engine's record of its earlier model units, oldest first.
 
         Inputs of other runs (several agent runs in one workflow) are skipped; an input whose prefix does not
@@ -342,11 +349,7 @@ class HistoryCache:
                 chain.params = (unit_input.params_digest, unit_input.params)
             if isinstance(outcome, ResponseOutcome):
                 chain.append(outcome.response, encode_message(outcome.response))
-        if chain is None:
-            return
-        with self._lock:
-            self.recoveries += 1
-            self._store(run_key, chain)
+        return chain
 
     def note_miss(self) -> None:
         """Count a request answered *miss*."""

@@ -236,6 +236,8 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
             response = streamed.get()
         else:
             response = await model.request(messages, settings, params)
+        # Stamped before it is recorded, so the engine's record holds the response exactly as both sides do.
+        response = _stamped(response, messages, model.model_id)
         try:
             data = encode(ResponseOutcome(response=response))
         except pydantic_core.PydanticSerializationError as exc:
@@ -246,7 +248,7 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
         if is_fatal(exc):
             return encode(error_outcome(exc))
         raise
-    HISTORY_CACHE.add_response(request.run, len(messages), _stamped(response, messages, model.model_id))
+    HISTORY_CACHE.add_response(request.run, len(messages), response)
     return data
 
 
@@ -283,8 +285,9 @@ async def _resolve(
     if not records:
         return None
     exchanges = [(decode_input(i), None if o is None else decode_outcome(o)) for i, o in records]
-    HISTORY_CACHE.rebuild(run, exchanges)
-    return HISTORY_CACHE.resolve(run, base, digest, messages, params_digest=params_digest, params=params)
+    return HISTORY_CACHE.resolve(
+        run, base, digest, messages, params_digest=params_digest, params=params, records=exchanges
+    )
 
 
 async def _drain_guard(streamed: StreamedResponse) -> AsyncIterator[Any]:

@@ -122,8 +122,6 @@ async def test_v0_model_inputs_of_a_whole_run_rebuild_its_history() -> None:
     last_input = exchanges[-1][0]
     assert isinstance(last_input, ModelInput)
     cache = HistoryCache()
-    cache.rebuild(last_input.run, exchanges[:-1])
-    assert cache.runs == 1
     resolved = cache.resolve(
         last_input.run,
         last_input.base,
@@ -131,7 +129,9 @@ async def test_v0_model_inputs_of_a_whole_run_rebuild_its_history() -> None:
         last_input.messages,
         params_digest=last_input.params_digest,
         params=last_input.params,
+        records=exchanges[:-1],
     )
+    assert cache.runs == 1 and cache.recoveries == 1
     assert resolved is not None
     messages, params = resolved
     assert params is not None

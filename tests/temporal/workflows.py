@@ -14,6 +14,7 @@ from pydantic_ai.models.test import TestModel
 from pydantic_ai.usage import UsageLimits
 from temporalio import workflow
 
+from durable_agents._history import HISTORY_CACHE
 from durable_agents.temporal import ActivityConfig, HistoryLimit, HistoryLimitReached, TemporalAgent
 from durable_agents.testing import CallCounter, tool_loop_model
 
@@ -73,6 +74,27 @@ class GrowthWorkflow:
     @workflow.run
     async def run(self, k: int) -> str:
         return (await growth_agents[k].run("go", usage_limits=UsageLimits(request_limit=None))).output
+
+
+# Big tool results under a small payload limit: a resent history must be split over several activities.
+bulky_base = Agent(tool_loop_model(8, final="ok"), name="bulky")
+
+
+@bulky_base.tool_plain(name="step")
+async def bulky_step(i: int) -> str:
+    if i == 7:
+        HISTORY_CACHE.clear(live=False)  # the next model activity runs as if on a worker that never saw the run
+    return f"{i:04d}" + "y" * 7_000
+
+
+bulky_agent = TemporalAgent(bulky_base, max_payload_bytes=20_000)
+
+
+@workflow.defn
+class BulkyWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await bulky_agent.run("go")).output
 
 
 # A run over a history limit continues as new, carrying its conversation.
@@ -188,8 +210,9 @@ class MisuseWorkflow:
 
 
 ALL_AGENTS = [loop_agent, parallel_agent, *growth_agents.values(), long_agent, handler_agent, inline_agent]
-ALL_AGENTS += [crash_agent, deps_agent, big_agent]
+ALL_AGENTS += [crash_agent, deps_agent, big_agent, bulky_agent]
 ALL_WORKFLOWS = [LoopWorkflow, ParallelWorkflow, GrowthWorkflow, LongRunWorkflow, AgentWorkflow, MisuseWorkflow]
+ALL_WORKFLOWS += [BulkyWorkflow]
 
 
 @workflow.defn(name="LoopWorkflow")
