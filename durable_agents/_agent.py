@@ -249,36 +249,51 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         check_size(len(payload), self.max_payload_bytes, f"The input of unit {label}")
         return await self.execute_unit(unit, payload, unit.config if config is None else config, label)
 
-    def resolve_unit_model(self, key: str | None) -> Model:
-        """The real model for a model key, on the unit side (cached per process)."""
-        model = self._unit_models.get(key)
+    def resolve_unit_model(self, model_id: str | None) -> Model:
+        """The real model for a model id (see `_model_ids.py`), on the unit side; built once per process."""
+        model = self._unit_models.get(model_id)
         if model is None:
-            if key is None:
-                spec = self.wrapped.model
-                if spec is None:
-                    raise ConfigurationError(
-                        f"Agent {self._name!r} has no model; pass one at construction or run time."
-                    )
-            elif key.startswith("m:"):
-                spec = self._models[key[2:]]
-            else:
-                spec = key[2:]
-            model = infer_model(spec)
-            self._unit_models[key] = model
+            model = infer_model(self._model_spec(model_id))
+            self._unit_models[model_id] = model
+        return model
+
+    def _model_spec(self, model_id: str | None) -> Model | str:
+        if model_id is None:
+            return self._default_model()
+        kind, _, rest = model_id.partition(":")
+        if kind == "i":
+            return rest
+        if kind == "m" and rest in self._models:
+            return self._models[rest]
+        raise ConfigurationError(
+            f"A unit of agent {self._name!r} was asked for model {model_id!r}, which this process does not know. "
+            "Fix: build the wrapper with the same `models=` in every process that runs its units."
+        )
+
+    def _default_model(self) -> Model | str:
+        model = self.wrapped.model
+        if model is None:
+            raise ConfigurationError(
+                f"Agent {self._name!r} has no model. Fix: pass one to the Agent, to `models=`, or to `run(model=...)`."
+            )
         return model
 
     def unit_event_handler(self) -> EventStreamHandler[Any] | None:
         """The handler for the unit running now: the run's own one (in-process engines) or the wrapper's."""
         return _RUN_HANDLER.get() or self._handler
 
-    def _resolve_run_model(self, model: Model | str | None) -> tuple[str | None, Model]:
+    def _resolve_run_model(self, model: Model | str | None) -> tuple[str | None, Model | str]:
+        """The run's model id and what the container's stand-in answers from (an instance, or a model string).
+
+        Nothing here builds a model: a model string is built only in units.
+        """
         model = model or _MODEL_OVERRIDE.get()
         if model is None:
-            return None, self.resolve_unit_model(None)
+            return None, self._default_model()
         if isinstance(model, str):
             if model in self._models:
-                return f"m:{model}", self.resolve_unit_model(f"m:{model}")
-            return f"i:{model}", self.resolve_unit_model(f"i:{model}")
+                return f"m:{model}", self._models[model]
+            return f"i:{model}", model
         for key, registered in self._models.items():
             if registered is model:
                 return f"m:{key}", model
@@ -317,7 +332,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 "Run-time toolsets cannot be used inside a container: their tools would have no registered units. "
                 "Fix: add the toolsets to the Agent before wrapping it."
             )
-        model_key, model = self._resolve_run_model(kwargs.pop("model", None))
+        model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_bytes = self.deps_codec.check(kwargs.get("deps"))
         run_key = self.new_run_key()
         # Ids that are the same when the container is replayed, and short: every message carries them.
@@ -326,7 +341,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
             kwargs["conversation_id"] = short_id
         handler = run_handler or self._handler
-        state = RunState(self._name, run_key, model_key, deps_bytes, handler)
+        state = RunState(self._name, run_key, model_id, deps_bytes, handler)
         HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)

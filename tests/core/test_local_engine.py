@@ -20,12 +20,14 @@ from pydantic_ai.messages import (
     TextPart,
     ToolCallPart,
 )
+from pydantic_ai.models import ModelRequestParameters, infer_model_profile
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
 
 from durable_agents import durable
+from durable_agents._model import DurableModel
 from durable_agents.exceptions import (
     AgentNameRequiredError,
     ContainerUsageError,
@@ -354,3 +356,34 @@ async def test_dynamic_toolset_is_listed_once_per_run_in_a_unit() -> None:
     assert result.output == "lookup"
     assert units.labels[:3] == ["dyn.toolset.dynamic.list", "dyn.model", "dyn.toolset.dynamic.call/lookup"]
     assert units.kinds.count("list") == 1
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+def keyless_agent(name: str = "keyless") -> Agent[None, str]:
+    # `defer_model_check` keeps the string: the Agent itself would otherwise build the provider at once.
+    return Agent("openai:gpt-4o", name=name, defer_model_check=True)
+
+
+async def test_a_model_string_is_built_only_in_the_model_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    local = LocalAgent(keyless_agent(), model_unit_config={"max_attempts": 3})
+    with record_units() as units, pytest.raises(UserError, match="OPENAI_API_KEY"):
+        await local.run("go")
+    # The container ran without the credentials; the provider's own error came from the unit, once (it is fatal).
+    assert units.labels == ["keyless.model"]
+
+
+def test_the_container_stand_in_for_a_model_string_builds_no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    stand_in = DurableModel("openai:gpt-4o", LocalAgent(keyless_agent()))
+    assert (stand_in.system, stand_in.model_name, stand_in.model_id) == ("openai", "gpt-4o", "openai:gpt-4o")
+    assert stand_in.profile == infer_model_profile("openai:gpt-4o")
+    assert stand_in.provider is None
+    settings, params = stand_in.prepare_request({"temperature": 0.5}, ModelRequestParameters())
+    assert settings == {"temperature": 0.5} and params.output_mode == "text"
+    with pytest.raises(UserError, match="Unknown model: 'gpt4o'"):
+        DurableModel("gpt4o", LocalAgent(keyless_agent()))
