@@ -9,7 +9,8 @@ carry; the units build the real model from the id (once per process, see
 |---|---|---|
 | `None` | the agent's own model | that model (a string is built) |
 | `'m:<key>'` | the model registered as `<key>` with `models=` | that model (a string is built) |
-| `'i:<provider:model>'` | a model string given to `run(model=...)` | `infer_model(string)` |
+| `'i:<provider:model>'` | a model string given to `run(model=...)` or `override(model=...)` | `infer_model(string)` |
+| `'o:<n>'` | a model instance given to `override(model=...)` | that instance, while it lives in this process |
 
 In the container, a model instance answers the agent graph's questions itself (the user built it, so it exists);
 a model string is answered by a [`NamedModel`][durable_agents._model_ids.NamedModel].
@@ -17,8 +18,16 @@ a model string is answered by a [`NamedModel`][durable_agents._model_ids.NamedMo
 
 from __future__ import annotations
 
+import itertools
+import threading
+import weakref
+from collections.abc import Generator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
+from typing import Any, cast
 
+from pydantic_ai.agent import AbstractAgent, WrapperAgent
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters, infer_model, infer_model_profile, parse_model_id
@@ -26,7 +35,14 @@ from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.providers import infer_provider_class
 from pydantic_ai.settings import ModelSettings
 
-__all__ = ["NamedModel"]
+__all__ = [
+    "NamedModel",
+    "live_override",
+    "override_model_id",
+    "plain_agent_override",
+    "process_override",
+    "process_override_of",
+]
 
 
 class NamedModel(Model):
@@ -92,3 +108,77 @@ class NamedModel(Model):
         if self._real is None:
             self._real = infer_model(self._model)
         return await self._real.request(messages, model_settings, model_request_parameters)
+
+
+# ----------------------------------------------------------------------------------- override models
+
+_LOCK = threading.Lock()
+_LIVE: weakref.WeakValueDictionary[str, Model] = weakref.WeakValueDictionary()
+_NUMBERS = itertools.count(1)
+
+
+def override_model_id(model: Model) -> str:
+    """The model id (`'o:<n>'`) of an instance given to `override(model=...)`, the same for the same instance.
+
+    Units of this process find the instance by it for as long as it lives; it is held weakly, so an id outlives
+    its override only as long as something else keeps the model.
+    """
+    with _LOCK:
+        for model_id, live in _LIVE.items():
+            if live is model:
+                return model_id
+        model_id = f"o:{next(_NUMBERS)}"
+        _LIVE[model_id] = model
+        return model_id
+
+
+def live_override(model_id: str) -> Model | None:
+    """The instance of an `'o:<n>'` model id, if it lives in this process."""
+    with _LOCK:
+        return _LIVE.get(model_id)
+
+
+# Overrides of wrappers whose containers cannot see the caller's context (Temporal workflows run on the worker's
+# threads), by agent name. Each entry is a list so that leaving one `with` removes that entry and no other.
+_BY_AGENT: dict[str, list[list[Model | str]]] = {}
+
+
+@contextmanager
+def process_override(agent_name: str, model: Model | str) -> Generator[None]:
+    """Make `model` the override of every container of `agent_name` in this process while the block runs."""
+    entry: list[Model | str] = [model]
+    with _LOCK:
+        _BY_AGENT.setdefault(agent_name, []).append(entry)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            entries = _BY_AGENT[agent_name]
+            entries[:] = [e for e in entries if e is not entry]
+
+
+def process_override_of(agent_name: str) -> Model | str | None:
+    """The innermost active [`process_override`][durable_agents._model_ids.process_override] of an agent name."""
+    with _LOCK:
+        entries = _BY_AGENT.get(agent_name)
+        return entries[-1][0] if entries else None
+
+
+def plain_agent_override(agent: AbstractAgent[Any, Any]) -> Model | str | None:
+    """The model of an `override(model=...)` of the plain pydantic-ai agent that is active in this context.
+
+    pydantic-ai keeps it in a private ContextVar (`Agent._override_model`, holding `Some(model)` or `None`) and has
+    no public way to read it, yet a durable run must honour it the way a plain run does (it is how pydantic-ai users
+    test). It is read defensively: anything unexpected counts as no override, so a change inside pydantic-ai can
+    only make the override ignored, never crash a run.
+    """
+    seen: AbstractAgent[Any, Any] | None = agent
+    for _ in range(8):  # the wrapper chain (WrapperAgent around WrapperAgent...) ends at the Agent that stores it
+        if seen is None:
+            break
+        var = getattr(seen, "_override_model", None)
+        if isinstance(var, ContextVar):
+            value = getattr(var.get(None), "value", None)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+            return cast(Model | str, value) if isinstance(value, Model | str) else None
+        seen = seen.wrapped if isinstance(seen, WrapperAgent) else None
+    return None

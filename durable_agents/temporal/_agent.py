@@ -69,6 +69,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
 
     engine = "temporal"
     capabilities = TEMPORAL_CAPABILITIES
+    containers_see_caller_context = False
 
     def __init__(
         self,

@@ -387,3 +387,31 @@ def test_the_container_stand_in_for_a_model_string_builds_no_provider(monkeypatc
     assert settings == {"temperature": 0.5} and params.output_mode == "text"
     with pytest.raises(UserError, match="Unknown model: 'gpt4o'"):
         DurableModel("gpt4o", LocalAgent(keyless_agent()))
+
+
+async def test_override_of_the_plain_agent_reaches_the_units() -> None:
+    agent = make_agent(2)
+    local = LocalAgent(agent)
+    with agent.override(model=tool_loop_model(0, final="from the override")), record_units() as units:
+        result = await local.run("go")
+    assert result.output == "from the override"
+    assert units.labels == ["demo.model"]
+
+
+async def test_override_of_the_wrapper_with_any_model_wins_over_the_run_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    other = tool_loop_model(0, final="registered")
+    local = LocalAgent(keyless_agent(), models={"other": other})
+    with local.override(model=tool_loop_model(0, final="from the override")):
+        assert (await local.run("go")).output == "from the override"
+        # As in pydantic-ai, an override wins over the run's own `model=`.
+        assert (await local.run("go", model="other")).output == "from the override"
+    with local.override(model="other"):  # a `models=` key, which pydantic-ai alone would not know
+        assert (await local.run("go")).output == "registered"
+
+
+async def test_override_of_one_wrapper_leaves_other_agents_alone() -> None:
+    first, second = LocalAgent(make_agent(1, name="first")), LocalAgent(make_agent(1, name="second"))
+    with first.override(model=tool_loop_model(0, final="overridden")):
+        assert (await first.run("go")).output == "overridden"
+        assert (await second.run("go")).output == "done: r0"

@@ -1,4 +1,4 @@
-"""Models on Temporal: built only in activities."""
+"""Models on Temporal: built only in activities, overridden the way pydantic-ai users test."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from durable_agents.temporal import history_stats
-from durable_agents.testing import FakeOpenAIServer
+from durable_agents.testing import FakeOpenAIServer, record_units, tool_loop_model
 
 from . import workflows as w
 from .conftest import new_id
@@ -56,3 +56,16 @@ async def test_a_workflow_only_worker_without_credentials_runs_a_model_string_ag
     assert output == "echo: go"
     assert [r["model"] for r in server.requests] == ["gpt-4o"]
     assert (await history_stats(handle)).activity_types == ["keyless.model"]
+
+
+async def test_override_of_the_wrapper_reaches_workflows_of_a_worker_in_this_process(
+    client: Client, task_queue: str
+) -> None:
+    # The worker started before the block (the fixture's), as in a test suite with a shared worker.
+    with w.loop_agent.override(model=tool_loop_model(0, final="overridden")), record_units() as units:
+        handle = await client.start_workflow(w.LoopWorkflow.run, "go", id=new_id(), task_queue=task_queue)
+        assert await handle.result() == "overridden"
+    assert units.labels == ["loop.model"]
+    # Once the block is left, workflows use the agent's own model again.
+    handle = await client.start_workflow(w.LoopWorkflow.run, "go", id=new_id(), task_queue=task_queue)
+    assert await handle.result() == "done: r0, r1, r2, r3"
