@@ -105,7 +105,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             unit_configs: The engine's per-unit configs, layered (see `_config.py`).
             models: Models a run may select with `run(model='<key>')`, besides the agent's own model and
                 `'provider:model'` strings. Model instances must be registered here to be passed to `run()` in a
-                container.
+                container. An agent without a model of its own uses the first one.
             event_stream_handler: Called with the live model stream inside model units and with agent-level
                 events through events units. Defaults to the agent's own handler.
             parallel_execution_mode: How tool calls of one model response run; both choices are deterministic.
@@ -290,11 +290,13 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
 
     def _default_model(self) -> Model | str:
         model = self.wrapped.model
-        if model is None:
-            raise ConfigurationError(
-                f"Agent {self._name!r} has no model. Fix: pass one to the Agent, to `models=`, or to `run(model=...)`."
-            )
-        return model
+        if model is not None:
+            return model
+        if self._models:
+            return next(iter(self._models.values()))
+        raise ConfigurationError(
+            f"Agent {self._name!r} has no model. Fix: pass one to the Agent, to `models=`, or to `run(model=...)`."
+        )
 
     def unit_event_handler(self) -> EventStreamHandler[Any] | None:
         """The handler for the unit running now: the run's own one (in-process engines) or the wrapper's."""
@@ -346,6 +348,17 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             "when building the wrapper and run with `model='name'`, pass a 'provider:model' string, or (in tests) "
             "use `override(model=...)`."
         )
+
+    def bare_model(self, model: Model | str | None) -> Model | str | None:
+        """The `model=` to give the plain agent for a run that is not durable (outside a container).
+
+        A `models=` key becomes its model, and an agent without a model of its own gets the first registered one.
+        """
+        if isinstance(model, str) and model in self._models:
+            return self._models[model]
+        if model is None and self.wrapped.model is None and self._models:
+            return next(iter(self._models.values()))
+        return model
 
     # ----------------------------------------------------------------- running
 
@@ -446,7 +459,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 if not self.in_container():
                     # The plain agent's override serves runs that are not durable; it would build a model string
                     # at once, which a container must not do (durable runs read the override set above).
-                    kwargs["model"] = self._models.get(model, model) if isinstance(model, str) else model
+                    kwargs["model"] = self.bare_model(model)
                     if not self.containers_see_caller_context:
                         stack.enter_context(process_override(self._name, model))
             stack.enter_context(self.wrapped.override(**kwargs))

@@ -7,7 +7,7 @@ carry; the units build the real model from the id (once per process, see
 
 | model id | the model | in a unit |
 |---|---|---|
-| `None` | the agent's own model | that model (a string is built) |
+| `None` | the agent's default: its own model, else the first of `models=` | that model (a string is built) |
 | `'m:<key>'` | the model registered as `<key>` with `models=` | that model (a string is built) |
 | `'i:<provider:model>'` | a model string given to `run(model=...)` or `override(model=...)` | `infer_model(string)` |
 | `'o:<n>'` | a model instance given to `override(model=...)` | that instance, while it lives in this process |

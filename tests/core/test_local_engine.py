@@ -415,3 +415,10 @@ async def test_override_of_one_wrapper_leaves_other_agents_alone() -> None:
     with first.override(model=tool_loop_model(0, final="overridden")):
         assert (await first.run("go")).output == "overridden"
         assert (await second.run("go")).output == "done: r0"
+
+
+async def test_an_agent_without_a_model_uses_the_first_registered_one() -> None:
+    models = {"first": tool_loop_model(0, final="first"), "second": tool_loop_model(0, final="second")}
+    local = LocalAgent(Agent(None, name="modelless"), models=models)
+    assert (await local.run("go")).output == "first"
+    assert (await local.run("go", model="second")).output == "second"

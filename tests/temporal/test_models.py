@@ -1,4 +1,4 @@
-"""Models on Temporal: built only in activities, overridden the way pydantic-ai users test."""
+"""Models on Temporal: built only in activities, overridden the way pydantic-ai users test, selected by name."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pydantic_ai import Agent
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from durable_agents.temporal import history_stats
+from durable_agents.temporal import TemporalAgent, history_stats
 from durable_agents.testing import FakeOpenAIServer, record_units, tool_loop_model
 
 from . import workflows as w
@@ -69,3 +70,12 @@ async def test_override_of_the_wrapper_reaches_workflows_of_a_worker_in_this_pro
     # Once the block is left, workflows use the agent's own model again.
     handle = await client.start_workflow(w.LoopWorkflow.run, "go", id=new_id(), task_queue=task_queue)
     assert await handle.result() == "done: r0, r1, r2, r3"
+
+
+async def test_outside_a_workflow_registered_names_and_the_first_registered_model_work() -> None:
+    models = {"first": tool_loop_model(0, final="first"), "second": tool_loop_model(0, final="second")}
+    with_model = TemporalAgent(w.build_agent("bare_models", 1), models=models)
+    assert (await with_model.run("go", model="second")).output == "second"
+    assert (await with_model.run("go")).output == "done: r0"
+    modelless = TemporalAgent(Agent(None, name="modelless"), models=models)
+    assert (await modelless.run("go")).output == "first"
