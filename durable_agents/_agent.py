@@ -20,7 +20,7 @@ container ([`run_outside_container`][durable_agents.DurableAgent.run_outside_con
 |---|---|---|
 | `run`, `run_sync` | durable run: units for every I/O | engine-specific (start a container, or bare) |
 | `iter`, `run_stream`, `run_stream_events` | `ContainerUsageError` | like the bare agent (not durable) |
-| `override(model=...)` | the model must be registered | like the bare agent |
+| `override(model=...)` | honoured by durable runs (as is the plain agent's) | like the bare agent |
 | `override(tools=/toolsets=)` | `ContainerUsageError` | `ContainerUsageError` (fixed at wrapping) |
 """
 
@@ -30,7 +30,7 @@ import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
@@ -50,6 +50,7 @@ from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
 from ._history import HISTORY_CACHE
 from ._model import DurableModel, model_unit_body
+from ._model_ids import live_override, override_model_id, plain_agent_override, process_override, process_override_of
 from ._run import CURRENT_RUN, RunState
 from ._toolset import DurableToolset, is_per_step, is_static, list_unit_body, tool_unit_body
 from ._units import Unit, UnitKind, unit_name
@@ -69,7 +70,6 @@ ParallelExecutionMode = Literal["parallel_ordered_events", "sequential"]
 order (the default), or one after another."""
 
 _RUN_HANDLER: ContextVar[EventStreamHandler[Any] | None] = ContextVar("durable_agents_run_handler", default=None)
-_MODEL_OVERRIDE: ContextVar[Model | str | None] = ContextVar("durable_agents_model_override", default=None)
 
 # How the agent's own function toolset (id '<agent>') is called in unit names.
 _AGENT_TOOLSET_UNIT_ID = "agent"
@@ -84,6 +84,11 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     """What the engine can do."""
     max_payload_bytes: int | None = None
     """The largest unit input or output the engine accepts, if it has a limit."""
+    containers_see_caller_context: ClassVar[bool] = True
+    """Whether a container runs in the context of the code that started it, and so sees its `override(model=...)`.
+
+    Where it does not (Temporal runs workflow code on the worker's own threads), the wrapper's model overrides are
+    also kept by agent name for the whole process, and containers of this process look them up there."""
 
     def __init__(
         self,
@@ -101,7 +106,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             wrapped: The agent to make durable. It must have a `name`.
             unit_configs: The engine's per-unit configs, layered (see `_config.py`).
             models: Models a run may select with `run(model='<key>')`, besides the agent's own model and
-                `'provider:model'` strings. Model instances must be registered here to be usable in a container.
+                `'provider:model'` strings. Model instances must be registered here to be passed to `run()` in a
+                container. An agent without a model of its own uses the first one.
             event_stream_handler: Called with the live model stream inside model units and with agent-level
                 events through events units. Defaults to the agent's own handler.
             parallel_execution_mode: How tool calls of one model response run; both choices are deterministic.
@@ -129,6 +135,9 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 )
         self._handler: EventStreamHandler[Any] | None = event_stream_handler or wrapped.event_stream_handler
         self._unit_models: dict[str | None, Model] = {}
+        self._model_override: ContextVar[Model | str | None] = ContextVar(
+            f"durable_agents_model_override_{name}", default=None
+        )
 
         self.model_unit = Unit(
             unit_name(name, UnitKind.MODEL),
@@ -262,46 +271,107 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         check_size(len(payload), self.max_payload_bytes, f"The input of unit {label}")
         return await self.execute_unit(unit, payload, unit.config if config is None else config, label)
 
-    def resolve_unit_model(self, key: str | None) -> Model:
-        """The real model for a model key, on the unit side (cached per process)."""
-        model = self._unit_models.get(key)
+    def resolve_unit_model(self, model_id: str | None) -> Model:
+        """The real model for a model id (see `_model_ids.py`), on the unit side; built once per process."""
+        if model_id is not None and model_id.startswith("o:"):
+            model = live_override(model_id)
+            if model is None:
+                raise ConfigurationError(
+                    f"A run of agent {self._name!r} uses a model given to `override(model=...)` in another process "
+                    "(or one that no longer exists), so this unit cannot use it. Fix: run the worker in the process "
+                    "that enters `override()`, or register the model with `models=` and override with its name."
+                )
+            return model
+        model = self._unit_models.get(model_id)
         if model is None:
-            if key is None:
-                spec = self.wrapped.model
-                if spec is None:
-                    raise ConfigurationError(
-                        f"Agent {self._name!r} has no model; pass one at construction or run time."
-                    )
-            elif key.startswith("m:"):
-                spec = self._models[key[2:]]
-            else:
-                spec = key[2:]
-            model = infer_model(spec)
-            self._unit_models[key] = model
+            model = infer_model(self._model_spec(model_id))
+            self._unit_models[model_id] = model
         return model
+
+    def _model_spec(self, model_id: str | None) -> Model | str:
+        if model_id is None:
+            return self._default_model()
+        kind, _, rest = model_id.partition(":")
+        if kind == "i":
+            return rest
+        if kind == "m" and rest in self._models:
+            return self._models[rest]
+        raise ConfigurationError(
+            f"A unit of agent {self._name!r} was asked for model {model_id!r}, which this process does not know. "
+            "Fix: build the wrapper with the same `models=` in every process that runs its units."
+        )
+
+    def _default_model(self) -> Model | str:
+        model = self.wrapped.model
+        if model is not None:
+            return model
+        if self._models:
+            return next(iter(self._models.values()))
+        raise ConfigurationError(
+            f"Agent {self._name!r} has no model. Fix: pass one to the Agent, to `models=`, or to `run(model=...)`."
+        )
 
     def unit_event_handler(self) -> EventStreamHandler[Any] | None:
         """The handler for the unit running now: the run's own one (in-process engines) or the wrapper's."""
         return _RUN_HANDLER.get() or self._handler
 
-    def _resolve_run_model(self, model: Model | str | None) -> tuple[str | None, Model]:
-        model = model or _MODEL_OVERRIDE.get()
-        if model is None:
-            return None, self.resolve_unit_model(None)
+    def run_model_id(self, model: Model | str | None) -> str | None:
+        """The model id of a run's `model=` argument (`None`: the agent's default), checked before a container starts.
+
+        Raises:
+            UnregisteredModelError: `model` is an instance that is neither the agent's nor registered by name.
+        """
+        return None if model is None else self._model_ref(model, override=False)[0]
+
+    def _resolve_run_model(self, model: Model | str | None) -> tuple[str | None, Model | str]:
+        """The run's model id and what the container's stand-in answers from (an instance, or a model string).
+
+        As in pydantic-ai, an active `override(model=...)` wins over the run's `model=`: the wrapper's, then the
+        plain agent's, then, where containers cannot see the caller's context, the wrapper's by agent name. Nothing
+        here builds a model: a model string is built only in units.
+        """
+        override = self._model_override.get()
+        if override is None:
+            override = plain_agent_override(self.wrapped)
+            if isinstance(override, DurableModel):
+                override = None  # our own stand-in, seen by a run nested in one of this agent's units
+        if override is None and not self.containers_see_caller_context:
+            override = process_override_of(self._name)
+        if override is not None:
+            return self._model_ref(override, override=True)
+        if model is not None:
+            return self._model_ref(model, override=False)
+        return None, self._default_model()
+
+    def _model_ref(self, model: Model | str, *, override: bool) -> tuple[str | None, Model | str]:
         if isinstance(model, str):
             if model in self._models:
-                return f"m:{model}", self.resolve_unit_model(f"m:{model}")
-            return f"i:{model}", self.resolve_unit_model(f"i:{model}")
+                return f"m:{model}", self._models[model]
+            return f"i:{model}", model
         for key, registered in self._models.items():
             if registered is model:
                 return f"m:{key}", model
         if model is self.wrapped.model:
             return None, model
+        if override:
+            return override_model_id(model), model
         raise UnregisteredModelError(
             f"Model {model!r} was passed to a run of {self._name!r} inside a container, but units resolve models by "
             "name on the worker and this instance is not registered. Fix: pass it as `models={'name': model}` "
-            "when building the wrapper and run with `model='name'`, or pass a 'provider:model' string."
+            "when building the wrapper and run with `model='name'`, pass a 'provider:model' string, or (in tests) "
+            "use `override(model=...)`."
         )
+
+    def bare_model(self, model: Model | str | None) -> Model | str | None:
+        """The `model=` to give the plain agent for a run that is not durable (outside a container).
+
+        A `models=` key becomes its model, and an agent without a model of its own gets the first registered one.
+        """
+        if isinstance(model, str) and model in self._models:
+            return self._models[model]
+        if model is None and self.wrapped.model is None and self._models:
+            return next(iter(self._models.values()))
+        return model
 
     # ----------------------------------------------------------------- running
 
@@ -330,7 +400,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 "Run-time toolsets cannot be used inside a container: their tools would have no registered units. "
                 "Fix: add the toolsets to the Agent before wrapping it."
             )
-        model_key, model = self._resolve_run_model(kwargs.pop("model", None))
+        model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
         if isinstance(kwargs.get("metadata"), Mapping):
             # Refused now rather than at the first unit that carries the run context, which may come after a
@@ -343,7 +413,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
             kwargs["conversation_id"] = short_id
         handler = run_handler or self._handler
-        state = RunState(self._name, run_key, model_key, deps_json, handler)
+        state = RunState(self._name, run_key, model_id, deps_json, handler)
         HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)
@@ -388,19 +458,27 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     def override(self, **kwargs: Any) -> Generator[None]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Temporarily override agent configuration, as [`Agent.override`][pydantic_ai.agent.AbstractAgent.override].
 
-        `model=` is honoured by durable runs (inside a container it must be registered, see `models=`).
-        `tools=` and `toolsets=` are refused: a durable agent's tools are fixed when it is wrapped.
+        `model=` (an instance, a `models=` key or a `'provider:model'` string) is used by the model units of durable
+        runs that start inside the block, on every engine; for Temporal, by workflows that a worker in this process
+        runs while the block is open. An override of the plain agent is honoured too, except inside Temporal
+        workflows, which cannot see it. `tools=` and `toolsets=` are refused: a durable agent's tools are fixed
+        when it is wrapped.
         """
         if "tools" in kwargs or "toolsets" in kwargs:
             raise ContainerUsageError(
                 "A durable agent's tools are fixed when it is wrapped (their units are registered with the engine). "
                 "Fix: override the tools of the plain Agent and wrap it again, e.g. in a test fixture."
             )
-        model = kwargs.get("model")
-        token = _MODEL_OVERRIDE.set(model) if model is not None else None
-        try:
-            with self.wrapped.override(**kwargs):
-                yield
-        finally:
-            if token is not None:
-                _MODEL_OVERRIDE.reset(token)
+        model: Model | str | None = kwargs.pop("model", None)
+        with ExitStack() as stack:
+            if model is not None:
+                token = self._model_override.set(model)
+                stack.callback(self._model_override.reset, token)
+                if not self.in_container():
+                    # The plain agent's override serves runs that are not durable; it would build a model string
+                    # at once, which a container must not do (durable runs read the override set above).
+                    kwargs["model"] = self.bare_model(model)
+                    if not self.containers_see_caller_context:
+                        stack.enter_context(process_override(self._name, model))
+            stack.enter_context(self.wrapped.override(**kwargs))
+            yield

@@ -1,8 +1,10 @@
 """Model requests as units.
 
 On the container side, [`DurableModel`][durable_agents._model.DurableModel] stands in for the
-agent's model: everything that is pure computation (profile, request preparation) is answered
-by the real model in the container, and only `request` / `request_stream` cross into a unit. In
+run's model: everything that is pure computation (profile, request preparation) is answered in
+the container, by the model instance the user built or, for a model string, by a
+[`NamedModel`][durable_agents._model_ids.NamedModel] that builds no provider; only `request` /
+`request_stream` cross into a unit, where the real model is built. In
 the unit, the request runs on the real model; when the run has an event-stream handler, the unit
 streams and hands the live stream to the handler, then returns the final response.
 """
@@ -34,6 +36,7 @@ from ._frames import (
     encode,
 )
 from ._history import HISTORY_CACHE
+from ._model_ids import NamedModel
 from ._observers import UnitEvent, notify
 from ._policy import is_fatal
 from ._run import RunState, current_run
@@ -53,10 +56,11 @@ __all__ = ["DurableModel", "model_unit_body"]
 
 
 class DurableModel(WrapperModel):
-    """The container-side stand-in for the agent's model; requests become model units."""
+    """The container-side stand-in for the run's model; requests become model units."""
 
-    def __init__(self, wrapped: Model, owner: DurableAgent[Any, Any]) -> None:
-        super().__init__(wrapped)
+    def __init__(self, wrapped: Model | str, owner: DurableAgent[Any, Any]) -> None:
+        """Stand in for `wrapped`: a model instance, or a `'provider:model'` string that is never built here."""
+        super().__init__(NamedModel(wrapped) if isinstance(wrapped, str) else wrapped)
         self._owner = owner
 
     async def request(

@@ -246,7 +246,8 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "Run-time toolsets cannot be used with a DBOSAgent: their tools would have no steps and could not "
                 "be recovered. Fix: add the toolsets to the Agent before wrapping it."
             )
-        model_key, _ = self._resolve_run_model(kwargs.pop("model", None))
+        # Only the run's own `model=` is stored: an `override(model=...)` is seen by the workflow, in this context.
+        model_key = self.run_model_id(kwargs.pop("model", None))
         deps = self.deps_codec.check(kwargs.pop("deps", None))
         history = kwargs.pop("message_history", None)
         handler = kwargs.pop("event_stream_handler", None)

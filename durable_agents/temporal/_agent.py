@@ -72,6 +72,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
 
     engine = "temporal"
     capabilities = TEMPORAL_CAPABILITIES
+    containers_see_caller_context = False
 
     def __init__(
         self,
@@ -200,7 +201,8 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             return await super().run_in_container(user_prompt, **kwargs)
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
-        return await self.wrapped.run(user_prompt, **kwargs)
+        model = self.bare_model(kwargs.pop("model", None))
+        return await self.wrapped.run(user_prompt, model=model, **kwargs)
 
 
 def _activity_for(unit: Unit) -> Callable[[bytes], Awaitable[bytes]]:

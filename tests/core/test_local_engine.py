@@ -20,12 +20,14 @@ from pydantic_ai.messages import (
     TextPart,
     ToolCallPart,
 )
+from pydantic_ai.models import ModelRequestParameters, infer_model_profile
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
 
 from durable_agents import durable
+from durable_agents._model import DurableModel
 from durable_agents.exceptions import (
     AgentNameRequiredError,
     ContainerUsageError,
@@ -374,3 +376,69 @@ async def test_dynamic_toolset_is_listed_every_step_in_a_unit() -> None:
     assert bare_steps == [1, 2]
     assert units.kinds.count("list") == 2
     assert sorted(set(listings)) == bare_steps
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+def keyless_agent(name: str = "keyless") -> Agent[None, str]:
+    # `defer_model_check` keeps the string: the Agent itself would otherwise build the provider at once.
+    return Agent("openai:gpt-4o", name=name, defer_model_check=True)
+
+
+async def test_a_model_string_is_built_only_in_the_model_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    local = LocalAgent(keyless_agent(), model_unit_config={"max_attempts": 3})
+    with record_units() as units, pytest.raises(UserError, match="OPENAI_API_KEY"):
+        await local.run("go")
+    # The container ran without the credentials; the provider's own error came from the unit, once (it is fatal).
+    assert units.labels == ["keyless.model"]
+
+
+def test_the_container_stand_in_for_a_model_string_builds_no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    stand_in = DurableModel("openai:gpt-4o", LocalAgent(keyless_agent()))
+    assert (stand_in.system, stand_in.model_name, stand_in.model_id) == ("openai", "gpt-4o", "openai:gpt-4o")
+    assert stand_in.profile == infer_model_profile("openai:gpt-4o")
+    assert stand_in.provider is None
+    settings, params = stand_in.prepare_request({"temperature": 0.5}, ModelRequestParameters())
+    assert settings == {"temperature": 0.5} and params.output_mode == "text"
+    with pytest.raises(UserError, match="Unknown model: 'gpt4o'"):
+        DurableModel("gpt4o", LocalAgent(keyless_agent()))
+
+
+async def test_override_of_the_plain_agent_reaches_the_units() -> None:
+    agent = make_agent(2)
+    local = LocalAgent(agent)
+    with agent.override(model=tool_loop_model(0, final="from the override")), record_units() as units:
+        result = await local.run("go")
+    assert result.output == "from the override"
+    assert units.labels == ["demo.model"]
+
+
+async def test_override_of_the_wrapper_with_any_model_wins_over_the_run_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    other = tool_loop_model(0, final="registered")
+    local = LocalAgent(keyless_agent(), models={"other": other})
+    with local.override(model=tool_loop_model(0, final="from the override")):
+        assert (await local.run("go")).output == "from the override"
+        # As in pydantic-ai, an override wins over the run's own `model=`.
+        assert (await local.run("go", model="other")).output == "from the override"
+    with local.override(model="other"):  # a `models=` key, which pydantic-ai alone would not know
+        assert (await local.run("go")).output == "registered"
+
+
+async def test_override_of_one_wrapper_leaves_other_agents_alone() -> None:
+    first, second = LocalAgent(make_agent(1, name="first")), LocalAgent(make_agent(1, name="second"))
+    with first.override(model=tool_loop_model(0, final="overridden")):
+        assert (await first.run("go")).output == "overridden"
+        assert (await second.run("go")).output == "done: r0"
+
+
+async def test_an_agent_without_a_model_uses_the_first_registered_one() -> None:
+    models = {"first": tool_loop_model(0, final="first"), "second": tool_loop_model(0, final="second")}
+    local = LocalAgent(Agent(None, name="modelless"), models=models)
+    assert (await local.run("go")).output == "first"
+    assert (await local.run("go", model="second")).output == "second"

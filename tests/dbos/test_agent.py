@@ -335,6 +335,19 @@ async def test_models_registry_selects_model_at_run_time(launch_sqlite: Launch) 
     assert (await dbos_agent.run("go")).output == "done: r0"
 
 
+async def test_overrides_of_the_plain_agent_and_the_wrapper_reach_the_steps(launch_sqlite: Launch) -> None:
+    agent = loop_agent("overridden", rounds=2)
+    dbos_agent = DBOSAgent(agent, models={"alt": tool_loop_model(0, final="registered")})
+    launch_sqlite()
+    with agent.override(model=tool_loop_model(0, final="plain override")), SetWorkflowID("plain-override"):
+        assert (await dbos_agent.run("go")).output == "plain override"
+    assert await step_names("plain-override") == ["overridden.model"]
+    # An instance nobody registered: the workflow stores no model, its steps find the override in this process.
+    with dbos_agent.override(model=tool_loop_model(0, final="wrapper override")), SetWorkflowID("wrapper-override"):
+        assert (await dbos_agent.run("go", model="alt")).output == "wrapper override"
+    assert await step_names("wrapper-override") == ["overridden.model"]
+
+
 async def test_message_history_and_deps_cross_into_the_workflow(launch: Launch) -> None:
     agent = Agent(tool_loop_model(1), name="deps", deps_type=int)
 

@@ -220,3 +220,15 @@ async def test_a_flow_retry_reuses_completed_units_of_the_same_flow_run(tmp_path
     assert flow_run.run_count == 2  # one flow run, retried once
     assert lines(model_log) == ["model:0", "model:1", "model:2", "model:3"]  # no model request sent twice
     assert lines(tool_log) == ["0", "1", "1", "2"]  # tool 0 not re-run; tool 1 ran again after its failure
+
+
+async def test_overrides_of_the_plain_agent_and_the_wrapper_reach_the_tasks(tmp_path: Path) -> None:
+    name = _name("overridden")
+    agent = counted_agent(name, 2, tmp_path)
+    prefect_agent = PrefectAgent(agent)
+    with agent.override(model=tool_loop_model(0, final="plain override")), record_units() as units:
+        assert (await prefect_agent.run("go")).output == "plain override"
+    assert units.labels == [f"{name}.model"]
+    with prefect_agent.override(model=tool_loop_model(0, final="wrapper override")), record_units() as units:
+        assert (await prefect_agent.run("go")).output == "wrapper override"
+    assert units.labels == [f"{name}.model"]

@@ -156,6 +156,10 @@ def be_brief() -> str:  # sync instructions, evaluated in the workflow
 
 
 inline_agent = TemporalAgent(inline_base, tool_activity_config={"step": None})
+# A model string: built only in its model activity, so a workflow-only worker needs no credentials. The Agent keeps
+# the string (`defer_model_check`) instead of building the provider on import. (Chat completions: the API of the
+# tests' fake OpenAI server.)
+keyless_agent = TemporalAgent(Agent("openai-chat:gpt-4o", name="keyless", defer_model_check=True))
 
 
 @workflow.defn
@@ -164,7 +168,13 @@ class AgentWorkflow:
 
     @workflow.run
     async def run(self, name: str) -> str:
-        agent = {"handler": handler_agent, "inline": inline_agent, "loop": loop_agent, "crash": crash_agent}[name]
+        agent = {
+            "handler": handler_agent,
+            "inline": inline_agent,
+            "loop": loop_agent,
+            "crash": crash_agent,
+            "keyless": keyless_agent,
+        }[name]
         return (await agent.run("go")).output
 
 
@@ -210,7 +220,7 @@ class MisuseWorkflow:
 
 
 ALL_AGENTS = [loop_agent, parallel_agent, *growth_agents.values(), long_agent, handler_agent, inline_agent]
-ALL_AGENTS += [crash_agent, deps_agent, big_agent, bulky_agent]
+ALL_AGENTS += [crash_agent, deps_agent, big_agent, bulky_agent, keyless_agent]
 ALL_WORKFLOWS = [LoopWorkflow, ParallelWorkflow, GrowthWorkflow, LongRunWorkflow, AgentWorkflow, MisuseWorkflow]
 ALL_WORKFLOWS += [BulkyWorkflow]
 
