@@ -68,6 +68,9 @@ class _Typed:
 
     adapter: TypeAdapter[Any]
     fix: str = "pass a value of the field's declared type."
+    json_mode: bool = False
+    """Validate the JSON form (needed where the type holds bytes: `BinaryContent` is base64 in JSON); plain data
+    validates faster as Python."""
     compact: bool = False
     """Leave out attributes at their defaults (usage is mostly zeros, and every unit input carries it). Only for
     types without tagged unions: a union's tag is a default too, and the value would come back as another type."""
@@ -77,7 +80,9 @@ class _Typed:
         return self.adapter.dump_python(value, mode="json", warnings=False, exclude_defaults=self.compact)
 
     def decode(self, data: Any) -> Any:
-        return self.adapter.validate_json(pydantic_core.to_json(data))
+        if self.json_mode:
+            return self.adapter.validate_json(pydantic_core.to_json(data))
+        return self.adapter.validate_python(data)
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,8 @@ CARRIED: Mapping[str, FieldCodec] = {
     "usage_limits": _Typed(TypeAdapter(UsageLimits | None), compact=True),
     "deadline": _Deadline(),  # absolute and timezone-aware, so `remaining_time()` works in the unit
     # What the run was asked and how.
-    "prompt": _typed(str | list[_messages.UserContent] | None),  # any sequence of content arrives as a list
+    # Any sequence of content arrives as a list.
+    "prompt": _Typed(TypeAdapter(str | list[_messages.UserContent] | None), json_mode=True),
     "metadata": _Data(
         "put plain values in `metadata=` (ids, names, numbers) and keep objects out; "
         "pass dates as ISO strings and tuples as lists."

@@ -26,6 +26,7 @@ is never retried: a worker running older code must not loop on a payload it cann
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -309,10 +310,15 @@ def encode(frame: Input | Outcome) -> bytes:
     """
     # Optional fields that are unset are left out (they decode to the same defaults): a record of a run holds
     # thousands of frames.
-    unset = {f.name for f in fields(frame) if f.name not in ("t", "v") and getattr(frame, f.name) is None}
+    unset = {name for name in _optional_fields(type(frame)) if getattr(frame, name) is None}
     if isinstance(frame, ModelInput | SegmentInput | ToolInput | ListInput | EventsInput):
         return _INPUT_TA.dump_json(frame, exclude=unset)
     return _OUTCOME_TA.dump_json(frame, exclude=unset)
+
+
+@functools.cache
+def _optional_fields(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in ("t", "v"))
 
 
 def params_digest(params: ModelRequestParameters) -> tuple[str, bytes]:

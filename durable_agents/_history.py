@@ -52,6 +52,7 @@ from ._frames import Input, ModelInput, Outcome, ResponseOutcome, SegmentInput, 
 __all__ = ["DEFAULT_MAX_BYTES", "HISTORY_CACHE", "HistoryCache", "MessageLog", "encode_message"]
 
 MESSAGE_TA: TypeAdapter[ModelMessage] = TypeAdapter(ModelMessage)
+_MESSAGES_TA: TypeAdapter[list[ModelMessage]] = TypeAdapter(list[ModelMessage])
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """The default byte budget of the unit-side cache (encoded message bytes, all runs together)."""
@@ -120,26 +121,34 @@ class MessageLog:
     def delta(self, messages: Sequence[ModelMessage]) -> tuple[int, str, list[ModelMessage]]:
         """Plan a model request: `(base, digest, new messages)`, and record that the unit side will hold `messages`.
 
-        Messages are compared by their encoding, so an old message edited in place is sent again.
+        Messages are compared by their encoding, not by identity, so an old message edited in place is sent
+        again. The whole list is encoded in one call (a list's JSON is its items' JSON joined by commas), and each
+        recorded message's bytes are compared with its slice of it.
         """
         chain = self._chain
-        chunks = [encode_message(m) for m in messages]
-        base = 0
-        limit = min(len(chunks), len(self._chunks))
-        while base < limit and chunks[base] == self._chunks[base]:
+        whole = _MESSAGES_TA.dump_json(list(messages))
+        base, offset = 0, 1
+        for chunk in self._chunks[: len(messages)]:
+            end = offset + len(chunk)
+            # A complete JSON object followed by a separator: this message encodes exactly as before.
+            if whole[offset:end] != chunk or whole[end : end + 1] not in (b",", b"]"):
+                break
             base += 1
+            offset = end + 1
         digest = chain.digests[base].hex()
         chain.truncate(base)
         del self._chunks[base:]
-        for message, chunk in zip(messages[base:], chunks[base:], strict=True):
-            chain.append(message, chunk)
-            self._chunks.append(chunk)
+        for message in messages[base:]:
+            self._record(message)
         return base, digest, list(messages[base:])
 
     def add_response(self, response: ModelResponse) -> None:
         """Record the model's response (the unit side records it too)."""
-        chunk = encode_message(response)
-        self._chain.append(response, chunk)
+        self._record(response)
+
+    def _record(self, message: ModelMessage) -> None:
+        chunk = encode_message(message)
+        self._chain.append(message, chunk)
         self._chunks.append(chunk)
 
     def segments(self, start: int, max_bytes: int | None) -> list[tuple[int, str, list[ModelMessage]]]:
