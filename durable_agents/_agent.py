@@ -50,7 +50,14 @@ from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
 from ._history import HISTORY_CACHE
 from ._model import DurableModel, model_unit_body
-from ._model_ids import live_override, override_model_id, plain_agent_override, process_override, process_override_of
+from ._model_ids import (
+    NamedModel,
+    live_override,
+    override_model_id,
+    plain_agent_override,
+    process_override,
+    process_override_of,
+)
 from ._run import CURRENT_RUN, RunState
 from ._toolset import DurableToolset, is_per_step, is_static, list_unit_body, tool_unit_body
 from ._units import Unit, UnitKind, unit_name
@@ -287,6 +294,24 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             model = infer_model(self._model_spec(model_id))
             self._unit_models[model_id] = model
         return model
+
+    def context_model(self, model_id: str | None) -> Model:
+        """The model a run context shows inside a tool, listing or events unit, built without a provider.
+
+        Those units do not call the model, so a worker that only runs tools needs no model credentials: a model
+        string is answered by a stand-in ([`NamedModel`][durable_agents._model_ids.NamedModel]).
+        """
+        built = self._unit_models.get(model_id)
+        if built is not None:
+            return built
+        if model_id is not None and model_id.startswith("o:"):
+            live = live_override(model_id)
+            if live is not None:
+                return live
+            spec = self._default_model()
+        else:
+            spec = self._model_spec(model_id)
+        return NamedModel(spec) if isinstance(spec, str) else spec
 
     def _model_spec(self, model_id: str | None) -> Model | str:
         if model_id is None:

@@ -70,7 +70,7 @@ async def events_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byt
         unit_input = decode_input(payload)
         if not isinstance(unit_input, EventsInput):
             raise ProtocolError(f"The events unit {unit.name} got a {unit_input.t!r} input.")
-        model = owner.resolve_unit_model(unit_input.model)
+        model = owner.context_model(unit_input.model)
         ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
         await handler(ctx, _iterate(unit_input.events))
     except Exception as exc:

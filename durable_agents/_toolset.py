@@ -221,7 +221,7 @@ async def list_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
         unit_input = decode_input(payload)
         if not isinstance(unit_input, ListInput):
             raise ProtocolError(f"The listing unit {name} got a {unit_input.t!r} input.")
-        model = owner.resolve_unit_model(unit_input.model)
+        model = owner.context_model(unit_input.model)
         ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
         async with _real_toolset(leaf.wrapped, ctx, static=False) as toolset:
             tools = await toolset.get_tools(ctx)
@@ -283,7 +283,7 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
     try:
         if not isinstance(unit_input, ToolInput):
             raise ProtocolError(f"The tool unit {unit_name} got a {unit_input.t!r} input.")
-        model = owner.resolve_unit_model(unit_input.model)
+        model = owner.context_model(unit_input.model)
         ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
         usage_before = copy.copy(ctx.usage)
         async with _real_toolset(leaf.wrapped, ctx, leaf.static) as toolset:

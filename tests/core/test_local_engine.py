@@ -442,3 +442,20 @@ async def test_an_agent_without_a_model_uses_the_first_registered_one() -> None:
     local = LocalAgent(Agent(None, name="modelless"), models=models)
     assert (await local.run("go")).output == "first"
     assert (await local.run("go", model="second")).output == "second"
+
+
+async def test_tool_units_build_no_model_so_a_tool_worker_needs_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable_agents._frames import ReturnOutcome, ToolInput, decode_outcome, encode
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    agent = Agent("openai:gpt-4o", name="keyless_tools", defer_model_check=True)
+
+    @agent.tool
+    def whoami(ctx: RunContext[None]) -> str:
+        return ctx.model.model_name
+
+    durable = LocalAgent(agent)
+    tool_unit = next(u for u in durable.units if u.kind.value == "call")
+    outcome = decode_outcome(await tool_unit.body(encode(ToolInput(tool="whoami", ctx={"run_step": 1}))))
+    assert isinstance(outcome, ReturnOutcome)
+    assert outcome.value == "gpt-4o"
