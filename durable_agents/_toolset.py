@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Self, cast
 import pydantic
 import pydantic_core
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed, UserError
-from pydantic_ai.messages import InstructionPart
+from pydantic_ai.messages import InstructionPart, ModelResponse, ToolCallPart
 from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import AbstractToolset, DynamicToolset, FunctionToolset, ToolsetTool, WrapperToolset
 from pydantic_ai.usage import RunUsage
@@ -156,7 +156,11 @@ class DurableToolset(WrapperToolset[Any]):
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
         label = f"{self.call_unit.name}/{name}"
         unit_input = ToolInput(
-            tool=name, args=tool_args, model=state.model_key, ctx=snapshot_ctx(ctx), deps=state.deps_json
+            tool=name,
+            args=_model_args(ctx, tool_args),
+            model=state.model_key,
+            ctx=snapshot_ctx(ctx),
+            deps=state.deps_json,
         )
         payload = _encode_input(unit_input, f"the arguments of tool {name!r}")
         outcome = decode_outcome(await self.owner.call_unit(self.call_unit, payload, label=label, config=config))
@@ -182,6 +186,25 @@ async def _real_toolset(
     toolset = await toolset.for_run_step(ctx)
     async with toolset:
         yield toolset
+
+
+def _model_args(ctx: RunContext[Any], validated: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as the model sent them, which the unit validates (once) into what the tool gets.
+
+    The container has validated them already (so a bad call becomes the same retry prompt as in the bare agent),
+    but validated values need not be JSON, and validating their JSON form again would apply a transforming
+    validator twice. Falls back to the validated arguments when the call is not found in the history.
+    """
+    for message in reversed(ctx.messages):
+        if isinstance(message, ModelResponse):
+            for part in message.parts:
+                if isinstance(part, ToolCallPart) and part.tool_call_id == ctx.tool_call_id:
+                    try:
+                        return part.args_as_dict()
+                    except ValueError:
+                        return validated
+            break
+    return validated
 
 
 def _encode_input(unit_input: ToolInput | ListInput, what: str) -> bytes:

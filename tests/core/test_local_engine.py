@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import AfterValidator
 from pydantic_ai import Agent, ModelRetry, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
@@ -459,3 +460,16 @@ async def test_tool_units_build_no_model_so_a_tool_worker_needs_no_credentials(m
     outcome = decode_outcome(await tool_unit.body(encode(ToolInput(tool="whoami", ctx={"run_step": 1}))))
     assert isinstance(outcome, ReturnOutcome)
     assert outcome.value == "gpt-4o"
+
+
+async def test_a_transforming_argument_validator_applies_once_as_in_the_bare_agent() -> None:
+    agent = Agent(tool_loop_model(1), name="doubling")
+
+    @agent.tool_plain
+    def step(i: Annotated[int, AfterValidator(lambda v: v + 10)]) -> str:
+        return f"r{i}"
+
+    bare = await agent.run("go")
+    durable = await LocalAgent(agent).run("go")
+    assert bare.output == "done: r10"
+    assert durable.output == bare.output
