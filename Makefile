@@ -31,7 +31,7 @@ typecheck: install  ## pyright, strict on the package.
 	$(VENV)/bin/pyright
 
 docs: install  ## Build the docs site with --strict.
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 test: install lint typecheck docs  ## The whole suite: lint, types, docs, every test on real engines.
 	$(VENV)/bin/pytest --cov=durable_agents --cov-report=term:skip-covered $(PYTEST_ARGS)

@@ -299,7 +299,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         """The model a run context shows inside a tool, listing or events unit, built without a provider.
 
         Those units do not call the model, so a worker that only runs tools needs no model credentials: a model
-        string is answered by a stand-in ([`NamedModel`][durable_agents._model_ids.NamedModel]).
+        string is answered by a stand-in (`NamedModel`).
         """
         built = self._unit_models.get(model_id)
         if built is not None:
@@ -403,7 +403,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Run the agent durably (inside a container), or as the engine does outside one.
 
-        Takes the same arguments as [`Agent.run`][pydantic_ai.agent.AbstractAgent.run].
+        Takes the same arguments as `Agent.run`.
         """
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         if self.in_container():
@@ -464,13 +464,13 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
 
     @asynccontextmanager
     async def iter(self, *args: Any, **kwargs: Any) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like [`Agent.iter`][pydantic_ai.agent.AbstractAgent.iter] outside a container; refused in one."""
+        """Like `Agent.iter` outside a container; refused in one."""
         self._refuse_in_container("iter")
         async with self.wrapped.iter(*args, **kwargs) as agent_run:
             yield agent_run
 
     def run_stream(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like [`Agent.run_stream`][pydantic_ai.agent.AbstractAgent.run_stream] outside a container; refused in one."""
+        """Like `Agent.run_stream` outside a container; refused in one."""
         self._refuse_in_container("run_stream")
         return self.wrapped.run_stream(*args, **kwargs)
 
@@ -481,7 +481,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
 
     @contextmanager
     def override(self, **kwargs: Any) -> Generator[None]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Temporarily override agent configuration, as [`Agent.override`][pydantic_ai.agent.AbstractAgent.override].
+        """Temporarily override agent configuration, as `Agent.override`.
 
         `model=` (an instance, a `models=` key or a `'provider:model'` string) is used by the model units of durable
         runs that start inside the block, on every engine; for Temporal, by workflows that a worker in this process

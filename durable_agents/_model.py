@@ -3,7 +3,7 @@
 On the container side, [`DurableModel`][durable_agents._model.DurableModel] stands in for the
 run's model: everything that is pure computation (profile, request preparation) is answered in
 the container, by the model instance the user built or, for a model string, by a
-[`NamedModel`][durable_agents._model_ids.NamedModel] that builds no provider; only `request` /
+`NamedModel` that builds no provider; only `request` /
 `request_stream` cross into a unit, where the real model is built. In
 the unit, the request runs on the real model; when the run has an event-stream handler, the unit
 streams and hands the live stream to the handler, then returns the final response.

@@ -13,7 +13,7 @@ carry; the units build the real model from the id (once per process, see
 | `'o:<n>'` | a model instance given to `override(model=...)` | that instance, while it lives in this process |
 
 In the container, a model instance answers the agent graph's questions itself (the user built it, so it exists);
-a model string is answered by a [`NamedModel`][durable_agents._model_ids.NamedModel].
+a model string is answered by a `NamedModel`.
 """
 
 from __future__ import annotations

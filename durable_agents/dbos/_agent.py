@@ -219,7 +219,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Run the agent as a DBOS workflow; inside a user's `@DBOS.workflow` it is a child workflow.
 
-        Takes the same arguments as [`Agent.run`][pydantic_ai.agent.AbstractAgent.run]. Set the workflow id
+        Takes the same arguments as `Agent.run`. Set the workflow id
         with DBOS's `SetWorkflowID` to make the run idempotent or to find it later.
         """
         if DBOS.step_id is not None:

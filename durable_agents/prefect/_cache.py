@@ -145,7 +145,7 @@ def unit_fingerprint(
         payload: The encoded unit input.
         occurrence: How many units of this run had the same label and projection before this one (0, 1, ...).
         history: For model units, the run's whole history and deps; see
-            [`project_payload`][durable_agents.prefect._cache.project_payload].
+            `project_payload`.
     """
     data = {"label": label, "input": project_payload(kind, payload, history), "occurrence": occurrence}
     return hashlib.sha256(pydantic_core.to_json(data)).hexdigest()
