@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, cast
 
-from dbos import DBOS
+from dbos import DBOS, SetWorkflowID
 from dbos import _dbos as dbos_internals  # pyright: ignore[reportPrivateUsage]
 from dbos._core import StepOptions
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
@@ -78,7 +78,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
     DBOS(config={"name": "app", "system_database_url": "sqlite:///app.sqlite"})
     dbos_agent = DBOSAgent(agent, model_step_config=StepConfig(retries_allowed=True, max_attempts=3))
     DBOS.launch()
-    result = await dbos_agent.run("What is the capital of Mexico?")
+    result = await dbos_agent.run("What is the capital of Mexico?", run_id="question-1")
     ```
     """
 
@@ -219,8 +219,12 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Run the agent as a DBOS workflow; inside a user's `@DBOS.workflow` it is a child workflow.
 
-        Takes the same arguments as [`Agent.run`][pydantic_ai.agent.AbstractAgent.run]. Set the workflow id
-        with DBOS's `SetWorkflowID` to make the run idempotent or to find it later.
+        Takes the same arguments as [`Agent.run`][pydantic_ai.agent.AbstractAgent.run]. `run_id=` is also the
+        DBOS workflow id, which makes the run idempotent: running the same id again (after a crash, from a
+        restarted script) attaches to the existing workflow and returns its result, and no completed step runs
+        again. Without it DBOS picks a new workflow id, so a restarted script starts a new run (the old one is
+        recovered in the background). DBOS's `SetWorkflowID` also sets the workflow id, for a run without
+        `run_id=`.
         """
         if DBOS.step_id is not None:
             raise ContainerUsageError(
@@ -233,8 +237,13 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         return await self.run_outside_container(user_prompt, **kwargs)
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
-        """Start the agent's DBOS workflow and wait for its result."""
-        return await self._workflow(self._encode_request(user_prompt, kwargs))
+        """Start the agent's DBOS workflow (the workflow of id `run_id`, if given) and wait for its result."""
+        request = self._encode_request(user_prompt, kwargs)
+        run_id: str | None = kwargs.get("run_id")
+        if run_id is None:
+            return await self._workflow(request)
+        with SetWorkflowID(run_id):
+            return await self._workflow(request)
 
     # ----------------------------------------------------------------- workflow inputs
 
