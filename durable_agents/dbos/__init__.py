@@ -22,5 +22,6 @@ if importlib.util.find_spec("dbos") is None:  # pragma: no cover
 
 from ._agent import DBOSAgent
 from ._config import StepConfig
+from ._version import application_version
 
-__all__ = ["DBOSAgent", "StepConfig"]
+__all__ = ["DBOSAgent", "StepConfig", "application_version"]

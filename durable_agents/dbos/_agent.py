@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, cast
@@ -32,14 +31,11 @@ from ..exceptions import (
     UnknownConfigKeyError,
 )
 from ._config import StepConfig
+from ._version import agents_of
 
 __all__ = ["DBOSAgent"]
 
 _STEP_CONFIG_KEYS = config_keys(StepConfig)
-
-# Agent names per DBOS registry: `DBOS.destroy(destroy_registry=True)` starts a new registry, and with it a new
-# namespace, so tests (and apps that rebuild DBOS) can wrap an agent of the same name again.
-_NAMES: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
 
 # Inside one of our workflows: (workflow id, number of agent runs started so far), for deterministic run keys.
 _RUN_SEQ: ContextVar[tuple[str, list[int]] | None] = ContextVar("durable_agents_dbos_run_seq", default=None)
@@ -128,8 +124,8 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "DBOSAgent at import time (module level), before calling DBOS.launch()."
             )
         registry = dbos_internals._get_or_create_dbos_registry()  # pyright: ignore[reportPrivateUsage]
-        names = _NAMES.setdefault(registry, set())
-        if wrapped.name and wrapped.name in names:
+        agents = agents_of(registry)
+        if wrapped.name and f"{wrapped.name}.run" in agents:
             raise DuplicateAgentNameError(wrapped.name, self.engine)
 
         mcp = dict(mcp_step_config or {})
@@ -180,7 +176,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         self.workflow_name = f"{self.name}.run"
         """The name of the DBOS workflow of this agent's runs (see `DBOS.list_workflows(name=...)`)."""
         self._workflow = DBOS.workflow(name=self.workflow_name)(run_workflow)
-        names.add(self.name)
+        agents[self.workflow_name] = self
 
     # ----------------------------------------------------------------- engine hooks
 
