@@ -104,11 +104,11 @@ def test_a_changed_tool_instructions_or_workflow_changes_the_version_an_unrelate
 
 @pytest.mark.slow
 def test_a_pending_run_stays_on_its_version_until_forked_onto_the_new_code(
-    sqlite_url: str, tmp_path: Path, work: Path
+    db_url: str, tmp_path: Path, work: Path
 ) -> None:
     old = write_app(tmp_path / "old")
     new = write_app(tmp_path / "new", tool_result='f"R{i}"')
-    args = (sqlite_url, work, "wf-deploy")
+    args = (db_url, work, "wf-deploy")
 
     finish(start("run", old, *args, crash=f"{CALL}@2"), expect=CRASH_EXIT_CODE)
     assert lines(work / "tool_calls") == ["0"]
