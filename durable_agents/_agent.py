@@ -48,6 +48,7 @@ from ._config import UnitConfigs
 from ._context import check_carried
 from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
+from ._fingerprint import agent_fingerprint
 from ._history import HISTORY_CACHE
 from ._model import DurableModel, model_unit_body
 from ._model_ids import (
@@ -231,6 +232,21 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         for leaf in self._leaves.values():
             units.extend(u for u in (leaf.list_unit, leaf.call_unit) if u is not None)
         return units
+
+    def fingerprint(self) -> str:
+        """A digest of everything this agent's recorded runs depend on: tools' code, prompts, output type, units.
+
+        The same in every process that runs the same agent code, and different when a deploy changes what a
+        recovered run would execute (see `_fingerprint.py` for what goes in). DBOS's application version is
+        derived from it.
+        """
+        return agent_fingerprint(
+            self.wrapped,
+            name=self._name,
+            unit_names=(unit.name for unit in self.units),
+            toolsets={toolset_id: leaf.wrapped for toolset_id, leaf in self._leaves.items()},
+            models=self._models,
+        )
 
     @property
     def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:

@@ -11,7 +11,7 @@ from durable_agents.dbos import DBOSAgent, StepConfig
 DBOS(config={"name": "app", "system_database_url": "sqlite:///app.sqlite"})
 dbos_agent = DBOSAgent(agent, model_step_config=StepConfig(retries_allowed=True, max_attempts=3))
 DBOS.launch()
-result = await dbos_agent.run("What is the capital of Mexico?")
+result = await dbos_agent.run("What is the capital of Mexico?", run_id="question-1")  # the workflow id
 ```
 """
 
@@ -22,5 +22,6 @@ if importlib.util.find_spec("dbos") is None:  # pragma: no cover
 
 from ._agent import DBOSAgent
 from ._config import StepConfig
+from ._version import application_version
 
-__all__ = ["DBOSAgent", "StepConfig"]
+__all__ = ["DBOSAgent", "StepConfig", "application_version"]

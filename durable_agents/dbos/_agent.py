@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pickle
-import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, cast
 
-from dbos import DBOS
+from dbos import DBOS, SetWorkflowID
 from dbos import _dbos as dbos_internals  # pyright: ignore[reportPrivateUsage]
 from dbos._core import StepOptions
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
@@ -32,14 +31,11 @@ from ..exceptions import (
     UnknownConfigKeyError,
 )
 from ._config import StepConfig
+from ._version import agents_of
 
 __all__ = ["DBOSAgent"]
 
 _STEP_CONFIG_KEYS = config_keys(StepConfig)
-
-# Agent names per DBOS registry: `DBOS.destroy(destroy_registry=True)` starts a new registry, and with it a new
-# namespace, so tests (and apps that rebuild DBOS) can wrap an agent of the same name again.
-_NAMES: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
 
 # Inside one of our workflows: (workflow id, number of agent runs started so far), for deterministic run keys.
 _RUN_SEQ: ContextVar[tuple[str, list[int]] | None] = ContextVar("durable_agents_dbos_run_seq", default=None)
@@ -78,7 +74,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
     DBOS(config={"name": "app", "system_database_url": "sqlite:///app.sqlite"})
     dbos_agent = DBOSAgent(agent, model_step_config=StepConfig(retries_allowed=True, max_attempts=3))
     DBOS.launch()
-    result = await dbos_agent.run("What is the capital of Mexico?")
+    result = await dbos_agent.run("What is the capital of Mexico?", run_id="question-1")
     ```
     """
 
@@ -128,8 +124,8 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "DBOSAgent at import time (module level), before calling DBOS.launch()."
             )
         registry = dbos_internals._get_or_create_dbos_registry()  # pyright: ignore[reportPrivateUsage]
-        names = _NAMES.setdefault(registry, set())
-        if wrapped.name and wrapped.name in names:
+        agents = agents_of(registry)
+        if wrapped.name and f"{wrapped.name}.run" in agents:
             raise DuplicateAgentNameError(wrapped.name, self.engine)
 
         mcp = dict(mcp_step_config or {})
@@ -180,7 +176,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         self.workflow_name = f"{self.name}.run"
         """The name of the DBOS workflow of this agent's runs (see `DBOS.list_workflows(name=...)`)."""
         self._workflow = DBOS.workflow(name=self.workflow_name)(run_workflow)
-        names.add(self.name)
+        agents[self.workflow_name] = self
 
     # ----------------------------------------------------------------- engine hooks
 
@@ -219,8 +215,12 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Run the agent as a DBOS workflow; inside a user's `@DBOS.workflow` it is a child workflow.
 
-        Takes the same arguments as `Agent.run`. Set the workflow id
-        with DBOS's `SetWorkflowID` to make the run idempotent or to find it later.
+        Takes the same arguments as `Agent.run`. `run_id=` is also the
+        DBOS workflow id, which makes the run idempotent: running the same id again (after a crash, from a
+        restarted script) attaches to the existing workflow and returns its result, and no completed step runs
+        again. Without it DBOS picks a new workflow id, so a restarted script starts a new run (the old one is
+        recovered in the background). DBOS's `SetWorkflowID` also sets the workflow id, for a run without
+        `run_id=`.
         """
         if DBOS.step_id is not None:
             raise ContainerUsageError(
@@ -233,8 +233,13 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         return await self.run_outside_container(user_prompt, **kwargs)
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
-        """Start the agent's DBOS workflow and wait for its result."""
-        return await self._workflow(self._encode_request(user_prompt, kwargs))
+        """Start the agent's DBOS workflow (the workflow of id `run_id`, if given) and wait for its result."""
+        request = self._encode_request(user_prompt, kwargs)
+        run_id: str | None = kwargs.get("run_id")
+        if run_id is None:
+            return await self._workflow(request)
+        with SetWorkflowID(run_id):
+            return await self._workflow(request)
 
     # ----------------------------------------------------------------- workflow inputs
 

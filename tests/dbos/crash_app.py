@@ -2,14 +2,15 @@
 
 Modes:
 
-- `run`: start the agent run under the given workflow id (crashes where `DURABLE_AGENTS_CRASH` says);
+- `run`: run the agent with the given workflow id as its `run_id` (crashes where `DURABLE_AGENTS_CRASH` says);
+  run again, it is a restarted script that attaches to the run of that id;
 - `resume`: launch DBOS, which recovers this executor's pending runs, and wait for the run's result;
 - `takeover <executor>`: launch as another executor, wait for a line on stdin, then recover the pending
   runs of `<executor>` with DBOS's executor-recovery API and wait for the run's result.
 
 `PARALLEL=n` makes each round n parallel tool calls. The model counts its requests in `<dir>/model_calls`
 and the tool its executions in `<dir>/tool_calls`.
-Prints one JSON line: the output and the unit labels this process executed.
+Prints one JSON line: the output, the unit labels this process executed and the ids of the agent's workflows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
 from pydantic_ai import Agent
 
 from durable_agents.dbos import DBOSAgent
@@ -59,8 +60,7 @@ def main() -> None:
     with record_units() as units:
         DBOS.launch()
         if mode == "run":
-            with SetWorkflowID(workflow_id):
-                output = asyncio.run(dbos_agent.run("go")).output
+            output = asyncio.run(dbos_agent.run("go", run_id=workflow_id)).output
         elif mode == "resume":
             output = DBOS.retrieve_workflow(workflow_id).get_result().output
         else:
@@ -69,7 +69,8 @@ def main() -> None:
             handles = DBOS._recover_pending_workflows([executor])  # pyright: ignore[reportPrivateUsage]
             assert [h.workflow_id for h in handles] == [workflow_id], handles
             output = handles[0].get_result().output
-    print(json.dumps({"output": output, "executed": units.labels}), flush=True)
+    workflows = sorted(w.workflow_id for w in DBOS.list_workflows(name=dbos_agent.workflow_name))
+    print(json.dumps({"output": output, "executed": units.labels, "workflows": workflows}), flush=True)
     DBOS.destroy()
 
 

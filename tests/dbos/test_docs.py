@@ -35,7 +35,7 @@ def test_examples_run_and_print_what_the_page_says(tmp_path: Path) -> None:
 def test_all_is_sorted_complete_and_importable() -> None:
     module = importlib.import_module("durable_agents.dbos")
     exported = list(module.__all__)
-    assert exported == sorted(exported) == ["DBOSAgent", "StepConfig"]
+    assert exported == sorted(exported) == ["DBOSAgent", "StepConfig", "application_version"]
     public = {
         n
         for n, v in vars(module).items()

@@ -123,3 +123,29 @@ async def test_parallel_tool_calls_recover_with_each_result_in_its_place(sqlite_
     assert ran.count("0") == ran.count("1") == ran.count("2") == 1  # round 1 was checkpointed: not run again
     assert lines(work / "model_calls")[:2] == ["model:0", "model:1"]
     assert lines(work / "model_calls").count("model:0") == lines(work / "model_calls").count("model:1") == 1
+
+
+async def test_a_restarted_script_with_the_same_run_id_attaches_to_the_crashed_run(
+    sqlite_url: str, tmp_path: Path, expected_output: str
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    args = (sqlite_url, "wf-same-run-id", str(work))
+
+    finish(start("run", *args, crash=f"{CALL}@2"), expect=CRASH_EXIT_CODE)
+    assert lines(work / "tool_calls") == ["0"]
+
+    # The same script again: DBOS recovers the run in the background, and `run(run_id=...)` waits for that run
+    # instead of starting a second one.
+    result = finish(start("run", *args))
+    assert result["output"] == expected_output
+    assert result["workflows"] == ["wf-same-run-id"]
+    assert lines(work / "tool_calls") == [str(i) for i in range(ROUNDS)]
+    assert lines(work / "model_calls") == [f"model:{i}" for i in range(ROUNDS + 1)]
+
+    # Once more after it completed: the recorded result, and nothing runs.
+    result = finish(start("run", *args))
+    assert result["output"] == expected_output
+    assert result["executed"] == []
+    assert result["workflows"] == ["wf-same-run-id"]
+    assert lines(work / "model_calls") == [f"model:{i}" for i in range(ROUNDS + 1)]
