@@ -17,7 +17,7 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityConfig
 
@@ -30,6 +30,7 @@ from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError
 from ._continue import HistoryLimit, HistoryLimitReached
 from ._history_source import recorded_exchanges
+from ._payloads import frame_of, payload_of
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DEFAULT_START_TO_CLOSE_TIMEOUT", "UNIT_ATTR", "TemporalAgent"]
 
@@ -137,7 +138,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             require=require,
         )
         self._check_inline_tools_are_async()
-        self._activities: list[Callable[[bytes], Awaitable[bytes]]] = [_activity_for(unit) for unit in self.units]
+        self._activities: list[Callable[[RawValue], Awaitable[RawValue]]] = [_activity_for(unit) for unit in self.units]
 
     def _check_inline_tools_are_async(self) -> None:
         if _DISABLE_THREADS is not None:
@@ -154,7 +155,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                     )
 
     @property
-    def temporal_activities(self) -> list[Callable[[bytes], Awaitable[bytes]]]:
+    def temporal_activities(self) -> list[Callable[[RawValue], Awaitable[RawValue]]]:
         """The activities of this agent, for `Worker(activities=...)` when not using the plugin."""
         return list(self._activities)
 
@@ -174,7 +175,8 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         options: dict[str, Any] = {"summary": label, **config}
         if options.get("start_to_close_timeout") is None and options.get("schedule_to_close_timeout") is None:
             options["start_to_close_timeout"] = DEFAULT_START_TO_CLOSE_TIMEOUT
-        return await workflow.execute_activity(unit.name, payload, result_type=bytes, **options)
+        result = await workflow.execute_activity(unit.name, payload_of(payload), result_type=RawValue, **options)
+        return frame_of(result)
 
     async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
         """The inputs and results of `unit`'s earlier activities in the calling activity's workflow run.
@@ -205,12 +207,12 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         return await self.wrapped.run(user_prompt, model=model, **kwargs)
 
 
-def _activity_for(unit: Unit) -> Callable[[bytes], Awaitable[bytes]]:
+def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
     body = unit.body
 
-    async def run_unit(payload: bytes) -> bytes:
+    async def run_unit(payload: RawValue) -> RawValue:
         try:
-            return await body(payload)
+            return payload_of(await body(frame_of(payload)))
         except Exception as exc:
             # Units return fatal errors as values; what escapes is retryable, and a server's Retry-After
             # becomes the next attempt's delay. Anything fatal that escapes anyway is never retried.
