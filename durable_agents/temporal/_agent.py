@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_ai import _utils as _pydantic_ai_utils  # pyright: ignore[reportPrivateUsage]
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
@@ -19,7 +19,7 @@ from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.workflow import ActivityConfig
+from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
@@ -42,6 +42,12 @@ DEFAULT_START_TO_CLOSE_TIMEOUT = timedelta(seconds=60)
 
 DEFAULT_MAX_PAYLOAD_BYTES = 2_000_000
 """A little under Temporal's default blob size limit (2 MiB), leaving room for payload metadata."""
+
+# What `execute_local_activity` accepts of an `ActivityConfig`; the rest (task_queue, heartbeat_timeout, priority...)
+# has no meaning for an activity that runs on the workflow's own worker.
+_LOCAL_KEYS = config_keys(LocalActivityConfig)
+# Keys that a user may not set on a local tool: silently dropping them would hide a mistake.
+_REMOTE_ONLY_KEYS = ("task_queue", "heartbeat_timeout")
 
 _TIMEOUT_KEYS = (
     "schedule_to_close_timeout",
@@ -89,6 +95,8 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         history_limit: HistoryLimit | None = None,
+        local_activity_tools: Collection[str] | Literal["all"] = (),
+        local_activity_toolsets: Collection[str] = (),
         require: Iterable[str] = (),
     ) -> None:
         """Wrap `wrapped` for durable runs in Temporal workflows.
@@ -113,6 +121,12 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 [`HistoryLimitReached`][durable_agents.temporal.HistoryLimitReached] (carrying the conversation so
                 far) before a model request once the workflow history is over the limit, so the workflow can
                 continue as new.
+            local_activity_tools: Tools whose calls run as Temporal local activities (on the worker that runs the
+                workflow, without a round trip through the server), or `'all'` for every tool call. For short
+                tools only: see the Temporal page of the docs for the limits. Names must be tools of the agent's
+                function toolsets (use `local_activity_toolsets` for MCP servers and dynamic toolsets).
+            local_activity_toolsets: Toolset ids (`'agent'`: the agent's own tools) whose tool calls run as local
+                activities. Listing tools stays a regular activity.
             require: Capabilities the engine must have.
         """
         self.max_payload_bytes = max_payload_bytes
@@ -138,6 +152,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             require=require,
         )
         self._check_inline_tools_are_async()
+        self._local_tools = self._check_local_activities(local_activity_tools, local_activity_toolsets)
         self._activities: list[Callable[[RawValue], Awaitable[RawValue]]] = [_activity_for(unit) for unit in self.units]
 
     def _check_inline_tools_are_async(self) -> None:
@@ -153,6 +168,67 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                         "sync function: pydantic-ai runs sync tools in a thread, which a Temporal workflow cannot "
                         "do. Fix: make it `async def` (and deterministic, without I/O), or let it run as an activity."
                     )
+
+    def _check_local_activities(
+        self, tools: Collection[str] | Literal["all"], toolsets: Collection[str]
+    ) -> frozenset[tuple[str | None, str | None]]:
+        """Validate the local activity options; return them as `(toolset id, tool name)` pairs, `None` for any."""
+        if isinstance(tools, str) and tools != "all":
+            raise ConfigurationError(
+                f"local_activity_tools of agent {self.name!r} must be a collection of tool names or 'all', got "
+                f"{tools!r}. Fix: `local_activity_tools=[{tools!r}]`."
+            )
+        function_tools = {
+            tool: toolset_id
+            for toolset_id, leaf in self._leaves.items()
+            if leaf.static and isinstance(leaf.wrapped, FunctionToolset)
+            for tool in leaf.wrapped.tools
+        }
+        chosen: set[tuple[str | None, str | None]] = set()
+        if tools == "all":
+            chosen.add((None, None))
+        else:
+            unknown = sorted(set(tools) - function_tools.keys())
+            if unknown:
+                raise ConfigurationError(
+                    f"local_activity_tools of agent {self.name!r} names unknown tools {unknown}; its function tools "
+                    f"are {sorted(function_tools)}. Fix: correct the names, or list the toolset's id in "
+                    "local_activity_toolsets for tools that are not known before a run (MCP, dynamic toolsets)."
+                )
+            chosen.update((function_tools[tool], tool) for tool in tools)
+        unknown_ids = sorted(set(toolsets) - self._leaves.keys())
+        if unknown_ids:
+            raise ConfigurationError(
+                f"local_activity_toolsets of agent {self.name!r} names unknown toolset ids {unknown_ids}; its "
+                f"toolsets are {sorted(self._leaves)}."
+            )
+        chosen.update((toolset_id, None) for toolset_id in toolsets)
+        for toolset_id, leaf in self._leaves.items():
+            names = list(leaf.wrapped.tools) if isinstance(leaf.wrapped, FunctionToolset) else []
+            for tool in [None, *names]:
+                if not _is_local(chosen, toolset_id, tool):
+                    continue
+                config = (
+                    self.unit_configs.for_toolset(toolset_id)
+                    if tool is None
+                    else self.unit_configs.for_tool(toolset_id, tool)
+                )
+                if config is None:
+                    if tools == "all" or (toolset_id, None) in chosen:
+                        continue  # an inline tool of a local toolset stays inline
+                    raise ConfigurationError(
+                        f"Tool {tool!r} of agent {self.name!r} runs inline in the workflow "
+                        "(tool_activity_config maps it to None), so it cannot also run as a local activity."
+                    )
+                bad = [key for key in _REMOTE_ONLY_KEYS if config.get(key) is not None]
+                if bad:
+                    where = f"tool {tool!r}" if tool else f"toolset {toolset_id!r}"
+                    raise ConfigurationError(
+                        f"The ActivityConfig of {where} of agent {self.name!r} sets {bad}, which local activities "
+                        "do not have (they run on the workflow's worker and cannot heartbeat). Fix: remove them, or "
+                        "run the tool as a regular activity."
+                    )
+        return frozenset(chosen)
 
     @property
     def temporal_activities(self) -> list[Callable[[RawValue], Awaitable[RawValue]]]:
@@ -175,8 +251,19 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         options: dict[str, Any] = {"summary": label, **config}
         if options.get("start_to_close_timeout") is None and options.get("schedule_to_close_timeout") is None:
             options["start_to_close_timeout"] = DEFAULT_START_TO_CLOSE_TIMEOUT
-        result = await workflow.execute_activity(unit.name, payload_of(payload), result_type=RawValue, **options)
+        if unit.kind is UnitKind.TOOL and self._runs_locally(unit, label):
+            local = {key: value for key, value in options.items() if key in _LOCAL_KEYS}
+            result = await workflow.execute_local_activity(
+                unit.name, payload_of(payload), result_type=RawValue, **local
+            )
+        else:
+            result = await workflow.execute_activity(unit.name, payload_of(payload), result_type=RawValue, **options)
         return frame_of(result)
+
+    def _runs_locally(self, unit: Unit, label: str) -> bool:
+        # A tool call's label is `<unit name>/<tool name>` (see `durable_agents._units`).
+        tool = label.removeprefix(f"{unit.name}/") if label.startswith(f"{unit.name}/") else None
+        return _is_local(self._local_tools, unit.toolset_id, tool)
 
     async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
         """The inputs and results of `unit`'s earlier activities in the calling activity's workflow run.
@@ -231,6 +318,10 @@ def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
     run_unit.__name__ = run_unit.__qualname__ = unit.name.replace(".", "_")
     setattr(run_unit, UNIT_ATTR, unit.name)
     return activity.defn(name=unit.name)(run_unit)
+
+
+def _is_local(chosen: Collection[tuple[str | None, str | None]], toolset_id: str | None, tool: str | None) -> bool:
+    return (None, None) in chosen or (toolset_id, None) in chosen or (toolset_id, tool) in chosen
 
 
 def _check_values(config: Mapping[str, Any]) -> None:
