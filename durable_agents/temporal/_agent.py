@@ -30,6 +30,7 @@ from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError
 from ._continue import HistoryLimit, HistoryLimitReached
 from ._history_source import recorded_exchanges
+from ._local import LocalTools
 from ._payloads import frame_of, payload_of
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DEFAULT_START_TO_CLOSE_TIMEOUT", "UNIT_ATTR", "TemporalAgent"]
@@ -46,8 +47,6 @@ DEFAULT_MAX_PAYLOAD_BYTES = 2_000_000
 # What `execute_local_activity` accepts of an `ActivityConfig`; the rest (task_queue, heartbeat_timeout, priority...)
 # has no meaning for an activity that runs on the workflow's own worker.
 _LOCAL_KEYS = config_keys(LocalActivityConfig)
-# Keys that a user may not set on a local tool: silently dropping them would hide a mistake.
-_REMOTE_ONLY_KEYS = ("task_queue", "heartbeat_timeout")
 
 _TIMEOUT_KEYS = (
     "schedule_to_close_timeout",
@@ -152,7 +151,9 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             require=require,
         )
         self._check_inline_tools_are_async()
-        self._local_tools = self._check_local_activities(local_activity_tools, local_activity_toolsets)
+        self._local_tools = LocalTools.choose(
+            self.name, self._leaves, self.unit_configs, local_activity_tools, local_activity_toolsets
+        )
         self._activities: list[Callable[[RawValue], Awaitable[RawValue]]] = [_activity_for(unit) for unit in self.units]
 
     def _check_inline_tools_are_async(self) -> None:
@@ -168,67 +169,6 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                         "sync function: pydantic-ai runs sync tools in a thread, which a Temporal workflow cannot "
                         "do. Fix: make it `async def` (and deterministic, without I/O), or let it run as an activity."
                     )
-
-    def _check_local_activities(
-        self, tools: Collection[str] | Literal["all"], toolsets: Collection[str]
-    ) -> frozenset[tuple[str | None, str | None]]:
-        """Validate the local activity options; return them as `(toolset id, tool name)` pairs, `None` for any."""
-        if isinstance(tools, str) and tools != "all":
-            raise ConfigurationError(
-                f"local_activity_tools of agent {self.name!r} must be a collection of tool names or 'all', got "
-                f"{tools!r}. Fix: `local_activity_tools=[{tools!r}]`."
-            )
-        function_tools = {
-            tool: toolset_id
-            for toolset_id, leaf in self._leaves.items()
-            if leaf.static and isinstance(leaf.wrapped, FunctionToolset)
-            for tool in leaf.wrapped.tools
-        }
-        chosen: set[tuple[str | None, str | None]] = set()
-        if tools == "all":
-            chosen.add((None, None))
-        else:
-            unknown = sorted(set(tools) - function_tools.keys())
-            if unknown:
-                raise ConfigurationError(
-                    f"local_activity_tools of agent {self.name!r} names unknown tools {unknown}; its function tools "
-                    f"are {sorted(function_tools)}. Fix: correct the names, or list the toolset's id in "
-                    "local_activity_toolsets for tools that are not known before a run (MCP, dynamic toolsets)."
-                )
-            chosen.update((function_tools[tool], tool) for tool in tools)
-        unknown_ids = sorted(set(toolsets) - self._leaves.keys())
-        if unknown_ids:
-            raise ConfigurationError(
-                f"local_activity_toolsets of agent {self.name!r} names unknown toolset ids {unknown_ids}; its "
-                f"toolsets are {sorted(self._leaves)}."
-            )
-        chosen.update((toolset_id, None) for toolset_id in toolsets)
-        for toolset_id, leaf in self._leaves.items():
-            names = list(leaf.wrapped.tools) if isinstance(leaf.wrapped, FunctionToolset) else []
-            for tool in [None, *names]:
-                if not _is_local(chosen, toolset_id, tool):
-                    continue
-                config = (
-                    self.unit_configs.for_toolset(toolset_id)
-                    if tool is None
-                    else self.unit_configs.for_tool(toolset_id, tool)
-                )
-                if config is None:
-                    if tools == "all" or (toolset_id, None) in chosen:
-                        continue  # an inline tool of a local toolset stays inline
-                    raise ConfigurationError(
-                        f"Tool {tool!r} of agent {self.name!r} runs inline in the workflow "
-                        "(tool_activity_config maps it to None), so it cannot also run as a local activity."
-                    )
-                bad = [key for key in _REMOTE_ONLY_KEYS if config.get(key) is not None]
-                if bad:
-                    where = f"tool {tool!r}" if tool else f"toolset {toolset_id!r}"
-                    raise ConfigurationError(
-                        f"The ActivityConfig of {where} of agent {self.name!r} sets {bad}, which local activities "
-                        "do not have (they run on the workflow's worker and cannot heartbeat). Fix: remove them, or "
-                        "run the tool as a regular activity."
-                    )
-        return frozenset(chosen)
 
     @property
     def temporal_activities(self) -> list[Callable[[RawValue], Awaitable[RawValue]]]:
@@ -263,7 +203,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
     def _runs_locally(self, unit: Unit, label: str) -> bool:
         # A tool call's label is `<unit name>/<tool name>` (see `durable_agents._units`).
         tool = label.removeprefix(f"{unit.name}/") if label.startswith(f"{unit.name}/") else None
-        return _is_local(self._local_tools, unit.toolset_id, tool)
+        return self._local_tools.covers(unit.toolset_id, tool)
 
     async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
         """The inputs and results of `unit`'s earlier activities in the calling activity's workflow run.
@@ -318,10 +258,6 @@ def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
     run_unit.__name__ = run_unit.__qualname__ = unit.name.replace(".", "_")
     setattr(run_unit, UNIT_ATTR, unit.name)
     return activity.defn(name=unit.name)(run_unit)
-
-
-def _is_local(chosen: Collection[tuple[str | None, str | None]], toolset_id: str | None, tool: str | None) -> bool:
-    return (None, None) in chosen or (toolset_id, None) in chosen or (toolset_id, tool) in chosen
 
 
 def _check_values(config: Mapping[str, Any]) -> None:

@@ -97,7 +97,10 @@ async def test_unknown_names_and_conflicts_are_rejected_at_construction() -> Non
             local_activity_toolsets=["agent"],
             tool_activity_config={"other": ActivityConfig(heartbeat_timeout=timedelta(seconds=5))},
         )
-    # A heartbeat timeout on a tool that stays a regular activity is fine.
+    # A heartbeat timeout for every activity (the base layer), or on a tool that stays a regular activity, is fine.
+    TemporalAgent(
+        _agent("a"), local_activity_tools="all", activity_config=ActivityConfig(heartbeat_timeout=timedelta(seconds=5))
+    )
     TemporalAgent(
         _agent("a"),
         local_activity_tools=["step"],
