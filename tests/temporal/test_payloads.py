@@ -8,8 +8,10 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
+from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -95,6 +97,33 @@ async def test_the_cli_shows_unit_payloads_as_json(client: Client, task_queue: s
     ]
     assert {base64.b64decode(p["metadata"]["encoding"]) for p in inputs} == {b"json/plain"}
     assert all(json.loads(base64.b64decode(p["data"])) for p in inputs)
+
+
+@workflow.defn(sandboxed=False)  # defined in a test module, which the sandbox should not re-import
+class OldStyleCallWorkflow:
+    """Schedules a tool unit as versions before December 2026 did: a `bytes` input, stored as `binary/plain`."""
+
+    @workflow.run
+    async def run(self, frame: bytes) -> bytes:
+        result = await workflow.execute_activity(
+            TOOL_UNIT, frame, result_type=RawValue, start_to_close_timeout=timedelta(seconds=30)
+        )
+        return frame_of(result)
+
+
+async def test_an_activity_scheduled_with_a_binary_input_runs(client: Client) -> None:
+    # A run in flight across the upgrade: the old workflow code scheduled the activity, a new worker runs it.
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        client, task_queue=queue, workflows=[OldStyleCallWorkflow], plugins=[DurableAgentsPlugin(w.loop_agent)]
+    ):
+        frame = b'{"t":"call","v":1,"tool":"step","args":{"i":7}}'
+        handle = await client.start_workflow(OldStyleCallWorkflow.run, frame, id=new_id(), task_queue=queue)
+        assert json.loads(await handle.result())["value"] == "r7"
+    (scheduled,) = [
+        e for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.activity_task_scheduled_event_attributes.input.payloads[0].metadata["encoding"] == b"binary/plain"
 
 
 class Base64Codec(PayloadCodec):
