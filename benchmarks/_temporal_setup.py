@@ -14,7 +14,16 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from durable_agents.temporal import DurableAgentsPlugin
 
-from ._temporal_agents import OURS, FloorWorkflow, OursWorkflow, PaiWorkflow, noop, pai_activities
+from ._temporal_agents import (
+    OURS,
+    OURS_LOCAL,
+    FloorWorkflow,
+    OursLocalWorkflow,
+    OursWorkflow,
+    PaiWorkflow,
+    noop,
+    pai_activities,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -29,7 +38,7 @@ def runner() -> SandboxedWorkflowRunner:
 
 
 async def connect(target: str, variant: str) -> Client:
-    if variant == "ours":
+    if variant in ("ours", "ours-local"):
         return await Client.connect(target, plugins=[DurableAgentsPlugin()])
     if variant == "pydantic-ai":
         return await Client.connect(target, plugins=[PydanticAIPlugin()])
@@ -43,6 +52,15 @@ def worker(client: Client, variant: str, queue: str, **options: object) -> Worke
             task_queue=queue,
             workflows=[OursWorkflow],
             plugins=[DurableAgentsPlugin(*OURS.values())],
+            workflow_runner=runner(),
+            **options,  # type: ignore[arg-type]
+        )
+    if variant == "ours-local":
+        return Worker(
+            client,
+            task_queue=queue,
+            workflows=[OursLocalWorkflow],
+            plugins=[DurableAgentsPlugin(*OURS_LOCAL.values())],
             workflow_runner=runner(),
             **options,  # type: ignore[arg-type]
         )

@@ -22,11 +22,14 @@ DurableAgentsError
 │   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
 │   └── ProtocolError             a unit payload is of an unknown version, or not a unit frame at all
 ├── HistoryUnavailableError       the unit side could not obtain the run's message history
+├── ReplayDivergenceError         new workflow code does not replay a recorded run (a deploy check)
 └── UnitFailedError               a unit failed for good, with the original error's type and message
 ```
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "AgentNameRequiredError",
@@ -39,6 +42,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ProtocolError",
     "RegisteredTooLateError",
+    "ReplayDivergenceError",
     "SerializationError",
     "ToolsetIdRequiredError",
     "UnitFailedError",
@@ -173,6 +177,23 @@ class HistoryUnavailableError(DurableAgentsError):
     Happens only when the resent history had to be split over several units and they ran on different workers
     that cannot read the engine's record of the run.
     """
+
+
+class ReplayDivergenceError(DurableAgentsError):
+    """New workflow code does not replay the history of a recorded run (`durable_agents.temporal.check_replay`).
+
+    Deploying that code would leave the run stuck at the divergence.
+    """
+
+    report: Any
+    """The `ReplayReport`: which histories replayed, and the failure."""
+
+    def __init__(self, message: str, report: Any) -> None:
+        self.report = report
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ReplayDivergenceError, (self.message, self.report))
 
 
 class UnitFailedError(DurableAgentsError):

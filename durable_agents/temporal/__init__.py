@@ -31,6 +31,7 @@ from ._agent import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_START_TO_CLOSE_TIMEOUT, T
 from ._continue import HistoryLimit, HistoryLimitReached, history_is_large
 from ._history_size import HistoryStats, history_stats
 from ._plugin import PASSTHROUGH_MODULES, WORKFLOW_FAILURE_EXCEPTION_TYPES, DurableAgentsPlugin
+from ._replay import ReplayFailure, ReplayReport, check_replay
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -42,7 +43,10 @@ __all__ = [
     "HistoryLimit",
     "HistoryLimitReached",
     "HistoryStats",
+    "ReplayFailure",
+    "ReplayReport",
     "TemporalAgent",
+    "check_replay",
     "history_is_large",
     "history_stats",
 ]

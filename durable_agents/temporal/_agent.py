@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_ai import _utils as _pydantic_ai_utils  # pyright: ignore[reportPrivateUsage]
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
@@ -17,9 +17,9 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.workflow import ActivityConfig
+from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
@@ -30,6 +30,8 @@ from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError
 from ._continue import HistoryLimit, HistoryLimitReached
 from ._history_source import recorded_exchanges
+from ._local import LocalTools
+from ._payloads import frame_of, payload_of
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DEFAULT_START_TO_CLOSE_TIMEOUT", "UNIT_ATTR", "TemporalAgent"]
 
@@ -41,6 +43,10 @@ DEFAULT_START_TO_CLOSE_TIMEOUT = timedelta(seconds=60)
 
 DEFAULT_MAX_PAYLOAD_BYTES = 2_000_000
 """A little under Temporal's default blob size limit (2 MiB), leaving room for payload metadata."""
+
+# What `execute_local_activity` accepts of an `ActivityConfig`; the rest (task_queue, heartbeat_timeout, priority...)
+# has no meaning for an activity that runs on the workflow's own worker.
+_LOCAL_KEYS = config_keys(LocalActivityConfig)
 
 _TIMEOUT_KEYS = (
     "schedule_to_close_timeout",
@@ -88,6 +94,8 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         history_limit: HistoryLimit | None = None,
+        local_activity_tools: Collection[str] | Literal["all"] = (),
+        local_activity_toolsets: Collection[str] = (),
         require: Iterable[str] = (),
     ) -> None:
         """Wrap `wrapped` for durable runs in Temporal workflows.
@@ -112,6 +120,12 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 [`HistoryLimitReached`][durable_agents.temporal.HistoryLimitReached] (carrying the conversation so
                 far) before a model request once the workflow history is over the limit, so the workflow can
                 continue as new.
+            local_activity_tools: Tools whose calls run as Temporal local activities (on the worker that runs the
+                workflow, without a round trip through the server), or `'all'` for every tool call. For short
+                tools only: see the Temporal page of the docs for the limits. Names must be tools of the agent's
+                function toolsets (use `local_activity_toolsets` for MCP servers and dynamic toolsets).
+            local_activity_toolsets: Toolset ids (`'agent'`: the agent's own tools) whose tool calls run as local
+                activities. Listing tools stays a regular activity.
             require: Capabilities the engine must have.
         """
         self.max_payload_bytes = max_payload_bytes
@@ -137,7 +151,10 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             require=require,
         )
         self._check_inline_tools_are_async()
-        self._activities: list[Callable[[bytes], Awaitable[bytes]]] = [_activity_for(unit) for unit in self.units]
+        self._local_tools = LocalTools.choose(
+            self.name, self._leaves, self.unit_configs, local_activity_tools, local_activity_toolsets
+        )
+        self._activities: list[Callable[[RawValue], Awaitable[RawValue]]] = [_activity_for(unit) for unit in self.units]
 
     def _check_inline_tools_are_async(self) -> None:
         if _DISABLE_THREADS is not None:
@@ -154,7 +171,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                     )
 
     @property
-    def temporal_activities(self) -> list[Callable[[bytes], Awaitable[bytes]]]:
+    def temporal_activities(self) -> list[Callable[[RawValue], Awaitable[RawValue]]]:
         """The activities of this agent, for `Worker(activities=...)` when not using the plugin."""
         return list(self._activities)
 
@@ -174,7 +191,19 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         options: dict[str, Any] = {"summary": label, **config}
         if options.get("start_to_close_timeout") is None and options.get("schedule_to_close_timeout") is None:
             options["start_to_close_timeout"] = DEFAULT_START_TO_CLOSE_TIMEOUT
-        return await workflow.execute_activity(unit.name, payload, result_type=bytes, **options)
+        if unit.kind is UnitKind.TOOL and self._runs_locally(unit, label):
+            local = {key: value for key, value in options.items() if key in _LOCAL_KEYS}
+            result = await workflow.execute_local_activity(
+                unit.name, payload_of(payload), result_type=RawValue, **local
+            )
+        else:
+            result = await workflow.execute_activity(unit.name, payload_of(payload), result_type=RawValue, **options)
+        return frame_of(result)
+
+    def _runs_locally(self, unit: Unit, label: str) -> bool:
+        # A tool call's label is `<unit name>/<tool name>` (see `durable_agents._units`).
+        tool = label.removeprefix(f"{unit.name}/") if label.startswith(f"{unit.name}/") else None
+        return self._local_tools.covers(unit.toolset_id, tool)
 
     async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
         """The inputs and results of `unit`'s earlier activities in the calling activity's workflow run.
@@ -205,12 +234,12 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         return await self.wrapped.run(user_prompt, model=model, **kwargs)
 
 
-def _activity_for(unit: Unit) -> Callable[[bytes], Awaitable[bytes]]:
+def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
     body = unit.body
 
-    async def run_unit(payload: bytes) -> bytes:
+    async def run_unit(payload: RawValue) -> RawValue:
         try:
-            return await body(payload)
+            return payload_of(await body(frame_of(payload)))
         except Exception as exc:
             # Units return fatal errors as values; what escapes is retryable, and a server's Retry-After
             # becomes the next attempt's delay. Anything fatal that escapes anyway is never retried.

@@ -21,7 +21,10 @@ import logging
 
 from temporalio import activity
 from temporalio.api.common.v1 import Payloads
+from temporalio.common import RawValue
 from temporalio.converter import ActivitySerializationContext, DataConverter
+
+from ._payloads import frame_of
 
 __all__ = ["recorded_exchanges"]
 
@@ -31,9 +34,10 @@ _LOGGER = logging.getLogger("durable_agents.temporal")
 async def recorded_exchanges(unit_name: str) -> list[tuple[bytes, bytes | None]] | None:
     """The inputs and results of the calling workflow run's activities of type `unit_name`, in schedule order.
 
-    Call it inside an `async def` activity started by a workflow. Each entry is `(input, result)` as the activity
-    function took and returned them (payloads decoded with the client's data converter, so a payload codec such
-    as encryption is undone); `result` is `None` for an activity that has not completed, failed, timed out or was
+    Call it inside an `async def` activity started by a workflow. Each entry is `(input, result)`: the frames the
+    unit took and returned (payloads decoded with the client's data converter, so a payload codec such as
+    encryption is undone; frames stored as `json/plain` and, by older versions, as `binary/plain` are both read);
+    `result` is `None` for an activity that has not completed, failed, timed out or was
     cancelled (the calling activity itself, for one).
 
     Args:
@@ -93,5 +97,5 @@ async def recorded_exchanges(unit_name: str) -> list[tuple[bytes, bytes | None]]
 
 
 async def _decode(converter: DataConverter, payloads: Payloads) -> bytes:
-    (value,) = await converter.decode_wrapper(payloads, [bytes])
-    return value
+    (value,) = await converter.decode_wrapper(payloads, [RawValue])
+    return frame_of(value)

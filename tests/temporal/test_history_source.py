@@ -28,6 +28,7 @@ from temporalio.worker import (
 
 from durable_agents.temporal import DurableAgentsPlugin, TemporalAgent
 from durable_agents.temporal._history_source import recorded_exchanges
+from durable_agents.temporal._payloads import frame_of
 from durable_agents.testing import tool_loop_model
 
 from .conftest import new_id
@@ -75,7 +76,7 @@ class _RecordActivities(Interceptor):
 class _Record(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         result = await self.next.execute_activity(input)
-        EXECUTED.setdefault(activity.info().activity_type, []).append((input.args[0], result))
+        EXECUTED.setdefault(activity.info().activity_type, []).append((frame_of(input.args[0]), frame_of(result)))
         return result
 
 
