@@ -29,6 +29,7 @@ from .._run import CURRENT_RUN
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError
 from ._continue import HistoryLimit, HistoryLimitReached
+from ._heartbeat import heartbeating
 from ._history_source import recorded_exchanges
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DEFAULT_START_TO_CLOSE_TIMEOUT", "UNIT_ATTR", "TemporalAgent"]
@@ -210,7 +211,8 @@ def _activity_for(unit: Unit) -> Callable[[bytes], Awaitable[bytes]]:
 
     async def run_unit(payload: bytes) -> bytes:
         try:
-            return await body(payload)
+            async with heartbeating():
+                return await body(payload)
         except Exception as exc:
             # Units return fatal errors as values; what escapes is retryable, and a server's Retry-After
             # becomes the next attempt's delay. Anything fatal that escapes anyway is never retried.
