@@ -27,14 +27,15 @@ except ImportError as e:  # pragma: no cover
 
 from temporalio.workflow import ActivityConfig
 
-from ._agent import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_START_TO_CLOSE_TIMEOUT, TemporalAgent
+from ._agent import DEFAULT_MAX_PAYLOAD_BYTES, TemporalAgent
 from ._continue import HistoryLimit, HistoryLimitReached, history_is_large
+from ._defaults import DEFAULT_ACTIVITY_CONFIGS
 from ._history_size import HistoryStats, history_stats
 from ._plugin import PASSTHROUGH_MODULES, WORKFLOW_FAILURE_EXCEPTION_TYPES, DurableAgentsPlugin
 
 __all__ = [
+    "DEFAULT_ACTIVITY_CONFIGS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
-    "DEFAULT_START_TO_CLOSE_TIMEOUT",
     "PASSTHROUGH_MODULES",
     "WORKFLOW_FAILURE_EXCEPTION_TYPES",
     "ActivityConfig",

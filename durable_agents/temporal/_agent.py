@@ -17,7 +17,6 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityConfig
 
@@ -29,26 +28,17 @@ from .._run import CURRENT_RUN
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError
 from ._continue import HistoryLimit, HistoryLimitReached
+from ._defaults import check_values, with_defaults
 from ._heartbeat import heartbeating
 from ._history_source import recorded_exchanges
 
-__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DEFAULT_START_TO_CLOSE_TIMEOUT", "UNIT_ATTR", "TemporalAgent"]
+__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "UNIT_ATTR", "TemporalAgent"]
 
 UNIT_ATTR = "__durable_agents_unit__"
 """The attribute naming the unit an activity function of a `TemporalAgent` runs."""
 
-DEFAULT_START_TO_CLOSE_TIMEOUT = timedelta(seconds=60)
-"""The `start_to_close_timeout` of an activity whose config sets neither it nor `schedule_to_close_timeout`."""
-
 DEFAULT_MAX_PAYLOAD_BYTES = 2_000_000
 """A little under Temporal's default blob size limit (2 MiB), leaving room for payload metadata."""
-
-_TIMEOUT_KEYS = (
-    "schedule_to_close_timeout",
-    "schedule_to_start_timeout",
-    "start_to_close_timeout",
-    "heartbeat_timeout",
-)
 
 # pydantic-ai runs sync functions (instructions, output validators, sync tools) in threads, which a workflow cannot
 # start; inside this context it runs them inline. It is private in pydantic-ai, hence the guarded lookup: without it,
@@ -95,8 +85,9 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
 
         Args:
             wrapped: The agent; it must have a `name` (activities are named `<name>.model`, `<name>.events`...).
-            activity_config: Config of every activity (temporalio's `ActivityConfig`). When neither
-                `start_to_close_timeout` nor `schedule_to_close_timeout` is set, `start_to_close_timeout` is 60 s.
+            activity_config: Config of every activity (temporalio's `ActivityConfig`). Keys no layer sets take the
+                defaults of the unit's kind
+                ([`DEFAULT_ACTIVITY_CONFIGS`][durable_agents.temporal.DEFAULT_ACTIVITY_CONFIGS]).
             model_activity_config: Config of model request activities, over `activity_config`.
             toolset_activity_config: Config per toolset id (`'agent'`: the agent's own tools), over `activity_config`.
             tool_activity_config: Config per tool name, over its toolset's. `None` runs the tool inline in the
@@ -128,7 +119,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         )
         for layer in (configs.base, configs.model, configs.events, *configs.toolsets.values(), *configs.tools.values()):
             if layer is not None:
-                _check_values(layer)
+                check_values(layer)
         super().__init__(
             wrapped,
             unit_configs=configs,
@@ -172,9 +163,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
     async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
         if unit.kind is UnitKind.MODEL and self.history_limit is not None:
             self._check_history_limit(self.history_limit)
-        options: dict[str, Any] = {"summary": label, **config}
-        if options.get("start_to_close_timeout") is None and options.get("schedule_to_close_timeout") is None:
-            options["start_to_close_timeout"] = DEFAULT_START_TO_CLOSE_TIMEOUT
+        options: dict[str, Any] = {"summary": label, **with_defaults(unit.kind, config)}
         return await workflow.execute_activity(unit.name, payload, result_type=bytes, **options)
 
     async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
@@ -231,18 +220,3 @@ def _activity_for(unit: Unit) -> Callable[[bytes], Awaitable[bytes]]:
     run_unit.__name__ = run_unit.__qualname__ = unit.name.replace(".", "_")
     setattr(run_unit, UNIT_ATTR, unit.name)
     return activity.defn(name=unit.name)(run_unit)
-
-
-def _check_values(config: Mapping[str, Any]) -> None:
-    for key in _TIMEOUT_KEYS:
-        value = config.get(key)
-        if value is not None and not isinstance(value, timedelta):
-            raise ConfigurationError(
-                f"ActivityConfig key {key!r} must be a datetime.timedelta, got {value!r}. "
-                f"Fix: `{key}=timedelta(seconds={value!r})`."
-            )
-    policy = config.get("retry_policy")
-    if policy is not None and not isinstance(policy, RetryPolicy):
-        raise ConfigurationError(
-            f"ActivityConfig key 'retry_policy' must be a temporalio.common.RetryPolicy, got {policy!r}."
-        )
