@@ -15,7 +15,8 @@ class GeographyWorkflow:
 ```
 
 Connect the client with `plugins=[DurableAgentsPlugin()]` and start the worker with
-`plugins=[DurableAgentsPlugin(temporal_agent)]`. See the Temporal page of the docs.
+`plugins=[DurableAgentsPlugin(temporal_agent)]`, or declare the agent on the workflow with
+`@uses_agents(temporal_agent)`. See the Temporal page of the docs.
 """
 
 try:
@@ -29,13 +30,14 @@ from temporalio.workflow import ActivityConfig
 
 from ._agent import DEFAULT_MAX_PAYLOAD_BYTES, TemporalAgent
 from ._continue import HistoryLimit, HistoryLimitReached, history_is_large
-from ._defaults import DEFAULT_ACTIVITY_CONFIGS
+from ._defaults import DEFAULT_ACTIVITY_CONFIGS, DEFAULT_SCHEDULE_TO_START_TIMEOUT
 from ._history_size import HistoryStats, history_stats
-from ._plugin import PASSTHROUGH_MODULES, WORKFLOW_FAILURE_EXCEPTION_TYPES, DurableAgentsPlugin
+from ._plugin import PASSTHROUGH_MODULES, WORKFLOW_FAILURE_EXCEPTION_TYPES, DurableAgentsPlugin, uses_agents
 
 __all__ = [
     "DEFAULT_ACTIVITY_CONFIGS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_SCHEDULE_TO_START_TIMEOUT",
     "PASSTHROUGH_MODULES",
     "WORKFLOW_FAILURE_EXCEPTION_TYPES",
     "ActivityConfig",
@@ -46,4 +48,5 @@ __all__ = [
     "TemporalAgent",
     "history_is_large",
     "history_stats",
+    "uses_agents",
 ]

@@ -17,7 +17,8 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.workflow import ActivityConfig
 
 from .._agent import DurableAgent, ParallelExecutionMode
@@ -26,7 +27,7 @@ from .._engine import TEMPORAL_CAPABILITIES
 from .._policy import MAX_RETRY_AFTER, classify
 from .._run import CURRENT_RUN
 from .._units import Unit, UnitKind
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, UnitNotRegisteredError
 from ._continue import HistoryLimit, HistoryLimitReached
 from ._defaults import check_values, with_defaults
 from ._heartbeat import heartbeating
@@ -164,7 +165,15 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if unit.kind is UnitKind.MODEL and self.history_limit is not None:
             self._check_history_limit(self.history_limit)
         options: dict[str, Any] = {"summary": label, **with_defaults(unit.kind, config)}
-        return await workflow.execute_activity(unit.name, payload, result_type=bytes, **options)
+        try:
+            return await workflow.execute_activity(unit.name, payload, result_type=bytes, **options)
+        except ActivityError as exc:
+            if _never_started(exc):
+                timed_out = isinstance(exc.cause, ActivityTimeoutError)
+                waited = options.get("schedule_to_start_timeout") if timed_out else None
+                queue = options.get("task_queue") or workflow.info().task_queue
+                raise UnitNotRegisteredError(self.name, unit.name, queue, waited) from exc
+            raise
 
     async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
         """The inputs and results of `unit`'s earlier activities in the calling activity's workflow run.
@@ -220,3 +229,11 @@ def _activity_for(unit: Unit) -> Callable[[bytes], Awaitable[bytes]]:
     run_unit.__name__ = run_unit.__qualname__ = unit.name.replace(".", "_")
     setattr(run_unit, UNIT_ATTR, unit.name)
     return activity.defn(name=unit.name)(run_unit)
+
+
+def _never_started(exc: ActivityError) -> bool:
+    """Whether an activity failed because no worker ran it: none picked it up, or the ones that did lack it."""
+    cause = exc.cause
+    if isinstance(cause, ActivityTimeoutError):
+        return cause.type is TimeoutType.SCHEDULE_TO_START
+    return isinstance(cause, ApplicationError) and cause.type == "NotFoundError" and "is not registered" in str(cause)

@@ -3,7 +3,8 @@
 Temporal's own defaults suit neither a model request nor a crash: one attempt may run for as long as
 `start_to_close_timeout` allows, a crashed worker's attempt is noticed only when that timeout ends, and a
 failing activity is retried forever, each retry a paid request. So every unit gets a heartbeat timeout
-(units heartbeat while they run, see `_heartbeat.py`) and a bounded retry policy.
+(units heartbeat while they run, see `_heartbeat.py`), a bounded retry policy, and a
+`schedule_to_start_timeout` that fails a run whose activity no worker picks up.
 
 A default fills only a key that no config layer sets; a key set to `None` leaves it to Temporal.
 """
@@ -23,6 +24,7 @@ from ..exceptions import ConfigurationError
 
 __all__ = [
     "DEFAULT_ACTIVITY_CONFIGS",
+    "DEFAULT_SCHEDULE_TO_START_TIMEOUT",
     "TIMEOUT_KEYS",
     "check_values",
     "with_defaults",
@@ -35,6 +37,14 @@ TIMEOUT_KEYS = (
     "heartbeat_timeout",
 )
 
+DEFAULT_SCHEDULE_TO_START_TIMEOUT = timedelta(minutes=5)
+"""How long a unit's activity may wait for a worker before the run fails with `UnitNotRegisteredError`.
+
+Long enough for a backlog on a busy fleet and for a rolling deploy; a fleet that leaves activities queued
+for longer is under-provisioned. Short enough that a worker missing the agent fails the run in minutes
+instead of leaving it Scheduled forever.
+"""
+
 # Waits 1, 2, 4 and 8 s between the attempts (a `Retry-After` replaces the wait): an outage or a bug costs at most
 # five attempts, then the run fails.
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=5)
@@ -44,21 +54,25 @@ DEFAULT_ACTIVITY_CONFIGS: Mapping[UnitKind, ActivityConfig] = MappingProxyType(
         UnitKind.MODEL: ActivityConfig(
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=30),
+            schedule_to_start_timeout=DEFAULT_SCHEDULE_TO_START_TIMEOUT,
             retry_policy=_RETRY,
         ),
         UnitKind.TOOL: ActivityConfig(
             start_to_close_timeout=timedelta(minutes=5),
             heartbeat_timeout=timedelta(seconds=30),
+            schedule_to_start_timeout=DEFAULT_SCHEDULE_TO_START_TIMEOUT,
             retry_policy=_RETRY,
         ),
         UnitKind.LIST: ActivityConfig(
             start_to_close_timeout=timedelta(seconds=60),
             heartbeat_timeout=timedelta(seconds=30),
+            schedule_to_start_timeout=DEFAULT_SCHEDULE_TO_START_TIMEOUT,
             retry_policy=_RETRY,
         ),
         UnitKind.EVENTS: ActivityConfig(
             start_to_close_timeout=timedelta(seconds=60),
             heartbeat_timeout=timedelta(seconds=30),
+            schedule_to_start_timeout=DEFAULT_SCHEDULE_TO_START_TIMEOUT,
             retry_policy=_RETRY,
         ),
     }

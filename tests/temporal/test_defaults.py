@@ -1,8 +1,9 @@
-"""Activity defaults per unit kind and config checks (no server needed)."""
+"""Activity defaults per unit kind, config checks, and agents declared on workflow classes (no server needed)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import ClassVar
 
 import pytest
 from pydantic_ai import Agent
@@ -13,10 +14,41 @@ from durable_agents import UnitKind
 from durable_agents.exceptions import ConfigurationError
 from durable_agents.temporal import (
     DEFAULT_ACTIVITY_CONFIGS,
+    DEFAULT_SCHEDULE_TO_START_TIMEOUT,
     ActivityConfig,
+    DurableAgentsPlugin,
     TemporalAgent,
+    uses_agents,
 )
 from durable_agents.temporal._defaults import with_defaults
+
+
+def _activity_names(plugin: DurableAgentsPlugin, workflows: list[type]) -> list[str]:
+    config = plugin.configure_worker({"workflows": workflows})  # pyright: ignore[reportArgumentType]
+    return [getattr(fn, "__temporal_activity_definition").name for fn in config.get("activities") or ()]
+
+
+def test_the_plugin_registers_declared_agents_once() -> None:
+    agent = TemporalAgent(Agent(TestModel(), name="declared_once"))
+
+    @uses_agents(agent)
+    class First: ...
+
+    class Second:
+        __durable_agents__: ClassVar[list[object]] = [agent]
+
+    names = _activity_names(DurableAgentsPlugin(agent), [First, Second])
+    assert names == [unit.name for unit in agent.units]
+    assert "declared_once.model" in names
+    assert _activity_names(DurableAgentsPlugin(), [object]) == []
+
+
+def test_declaring_a_plain_agent_is_refused() -> None:
+    class Wrong:
+        __durable_agents__: ClassVar[list[object]] = [Agent(TestModel(), name="plain")]
+
+    with pytest.raises(ConfigurationError, match="not a TemporalAgent"):
+        _activity_names(DurableAgentsPlugin(), [Wrong])
 
 
 def test_defaults_fill_only_the_keys_no_layer_sets() -> None:
@@ -24,6 +56,7 @@ def test_defaults_fill_only_the_keys_no_layer_sets() -> None:
     assert model["retry_policy"] is None  # explicitly left to Temporal
     assert model["heartbeat_timeout"] == timedelta(seconds=5)
     assert model["start_to_close_timeout"] == timedelta(minutes=10)
+    assert model["schedule_to_start_timeout"] == DEFAULT_SCHEDULE_TO_START_TIMEOUT
     tool = with_defaults(UnitKind.TOOL, {"schedule_to_close_timeout": timedelta(seconds=90)})
     assert "start_to_close_timeout" not in tool  # Temporal needs one of the two, and one is set
     assert tool["retry_policy"] == DEFAULT_ACTIVITY_CONFIGS[UnitKind.TOOL]["retry_policy"]

@@ -1,4 +1,4 @@
-"""Operating agents on Temporal: heartbeats against slow models and dead workers."""
+"""Operating agents on Temporal: heartbeats against slow models and dead workers, agents no worker registers."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from durable_agents.temporal import DurableAgentsPlugin
 from durable_agents.testing import CallCounter
 
 from . import workflows as w
@@ -100,3 +104,48 @@ async def test_a_killed_worker_is_noticed_after_the_heartbeat_timeout(
     print(f"kill to retry: {kill_to_retry:.1f} s")
     # Heartbeat timeout (3 s) + first retry interval (1 s) + polling: far below the start-to-close timeout.
     assert kill_to_retry < 3 + 10
+
+
+async def test_a_workflow_that_declares_its_agent_needs_no_plugin_listing(client: Client) -> None:
+    queue = f"ops-{uuid.uuid4().hex[:8]}"
+    # The client's plugin (no agents) configures the worker; only the workflow names the agent.
+    async with Worker(client, task_queue=queue, workflows=[w.DeclaredWorkflow]):
+        output = await client.execute_workflow(
+            w.DeclaredWorkflow.run, id=new_id(), task_queue=queue, execution_timeout=timedelta(seconds=30)
+        )
+    assert output == "done: r0"
+
+
+async def _orphan_failure(client: Client, worker: Worker, queue: str) -> tuple[ApplicationError, float]:
+    async with worker:
+        started = time.monotonic()
+        handle = await client.start_workflow(
+            w.OrphanWorkflow.run, id=new_id(), task_queue=queue, execution_timeout=timedelta(seconds=60)
+        )
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    return cause, time.monotonic() - started
+
+
+async def test_a_unit_no_worker_polls_for_fails_the_run_with_a_typed_error(client: Client) -> None:
+    queue = f"ops-{uuid.uuid4().hex[:8]}"
+    # No agent anywhere: the worker polls no activities, so the model activity is never started.
+    worker = Worker(client, task_queue=queue, workflows=[w.OrphanWorkflow])
+    error, seconds = await _orphan_failure(client, worker, queue)
+    assert error.type == "UnitNotRegisteredError"
+    assert "'orphan.model' of agent 'orphan'" in error.message
+    assert "schedule_to_start_timeout (0:00:02)" in error.message
+    assert "@uses_agents" in error.message
+    assert seconds < 15
+
+
+async def test_a_unit_the_polling_workers_lack_fails_the_run_with_a_typed_error(client: Client) -> None:
+    queue = f"ops-{uuid.uuid4().hex[:8]}"
+    # The worker runs another agent's activities: it picks the activity up and cannot run it.
+    worker = Worker(client, task_queue=queue, workflows=[w.OrphanWorkflow], plugins=[DurableAgentsPlugin(w.loop_agent)])
+    error, seconds = await _orphan_failure(client, worker, queue)
+    assert error.type == "UnitNotRegisteredError"
+    assert "'orphan.model' of agent 'orphan'" in error.message
+    assert seconds < 15

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import (
@@ -24,9 +24,10 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.usage import UsageLimits
 from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
 
 from durable_agents._history import HISTORY_CACHE
-from durable_agents.temporal import ActivityConfig, HistoryLimit, HistoryLimitReached, TemporalAgent
+from durable_agents.temporal import ActivityConfig, HistoryLimit, HistoryLimitReached, TemporalAgent, uses_agents
 from durable_agents.testing import CallCounter, tool_loop_model
 
 
@@ -262,9 +263,10 @@ slowcrash_agent = slow_agent(
 )
 
 
+@uses_agents(slowbeat_agent, slowcrash_agent)
 @workflow.defn
 class SlowWorkflow:
-    """Runs a slow agent by name."""
+    """Runs a slow agent by name; the agents are declared on the class, so no plugin needs to list them."""
 
     @workflow.run
     async def run(self, name: str) -> str:
@@ -272,8 +274,39 @@ class SlowWorkflow:
         return (await agent.run("go")).output
 
 
+declared_agent = TemporalAgent(build_agent("declared", 1))
+
+
+@workflow.defn
+class DeclaredWorkflow:
+    """Declares its agent with the class attribute."""
+
+    __durable_agents__: ClassVar[list[TemporalAgent[None, str]]] = [declared_agent]
+
+    @workflow.run
+    async def run(self) -> str:
+        return (await declared_agent.run("go")).output
+
+
+# Registered on no worker: its first activity is never picked up, or only by workers that lack it.
+orphan_agent = TemporalAgent(
+    build_agent("orphan", 1),
+    activity_config=ActivityConfig(
+        schedule_to_start_timeout=timedelta(seconds=2),
+        retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=2),
+    ),
+)
+
+
+@workflow.defn
+class OrphanWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await orphan_agent.run("go")).output
+
+
 ALL_AGENTS = [loop_agent, parallel_agent, *growth_agents.values(), long_agent, handler_agent, inline_agent]
-ALL_AGENTS += [crash_agent, deps_agent, big_agent, bulky_agent, keyless_agent, slowbeat_agent, slowcrash_agent]
+ALL_AGENTS += [crash_agent, deps_agent, big_agent, bulky_agent, keyless_agent]
 ALL_WORKFLOWS = [LoopWorkflow, ParallelWorkflow, GrowthWorkflow, LongRunWorkflow, AgentWorkflow, MisuseWorkflow]
 ALL_WORKFLOWS += [BulkyWorkflow, SlowWorkflow]
 
