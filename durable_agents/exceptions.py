@@ -139,8 +139,8 @@ class UnitNotRegisteredError(ConfigurationError):
         self.queue = queue
         within = f" within its schedule_to_start_timeout ({waited})" if waited is not None else ""
         super().__init__(
-            f"No worker ran unit {unit!r} of agent {agent!r}{within}: no worker polling task queue {queue!r} "
-            f"registers it (or every worker was busy or down). Fix: declare the agent on the workflow class "
+            f"No worker ran unit {unit!r} of agent {agent!r}{within}: the workers polling task queue {queue!r} "
+            f"do not register it (or were all busy or down). Fix: declare the agent on the workflow class "
             f"(`@uses_agents(temporal_agent)` from durable_agents.temporal), or list it in "
             f"`DurableAgentsPlugin(...)` on the workers of {queue!r}; if the fleet is only slow to pick up work, "
             "raise `schedule_to_start_timeout`."
