@@ -15,6 +15,7 @@ DurableAgentsError
 │   ├── UnsupportedCapabilityError  the engine cannot do what was asked of it
 │   ├── UnregisteredModelError    a model instance not registered with `models=` was passed in a container
 │   ├── ContainerUsageError       a method that cannot work inside a container was called in one
+│   ├── UnitNotRegisteredError    no worker ran a unit: none that polls its queue registers it
 │   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
 │   └── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
 ├── SerializationError            a value cannot cross the unit boundary
@@ -46,6 +47,7 @@ __all__ = [
     "SerializationError",
     "ToolsetIdRequiredError",
     "UnitFailedError",
+    "UnitNotRegisteredError",
     "UnknownConfigKeyError",
     "UnregisteredModelError",
     "UnserializableDepsError",
@@ -130,6 +132,26 @@ class UnregisteredModelError(ConfigurationError):
 
 class ContainerUsageError(ConfigurationError):
     """A method that cannot work inside a container (workflow / flow) was called in one."""
+
+
+class UnitNotRegisteredError(ConfigurationError):
+    """No worker ran a unit: it waited longer than its schedule-to-start timeout, or the workers lacked it."""
+
+    def __init__(self, agent: str, unit: str, queue: str, waited: object = None) -> None:
+        self.agent = agent
+        self.unit = unit
+        self.queue = queue
+        within = f" within its schedule_to_start_timeout ({waited})" if waited is not None else ""
+        super().__init__(
+            f"No worker ran unit {unit!r} of agent {agent!r}{within}: the workers polling task queue {queue!r} "
+            f"do not register it (or were all busy or down). Fix: declare the agent on the workflow class "
+            f"(`@uses_agents(temporal_agent)` from durable_agents.temporal), or list it in "
+            f"`DurableAgentsPlugin(...)` on the workers of {queue!r}; if the fleet is only slow to pick up work, "
+            "raise `schedule_to_start_timeout`."
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message))
 
 
 class EngineNotAvailableError(ConfigurationError):

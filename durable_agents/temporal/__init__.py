@@ -15,7 +15,8 @@ class GeographyWorkflow:
 ```
 
 Connect the client with `plugins=[DurableAgentsPlugin()]` and start the worker with
-`plugins=[DurableAgentsPlugin(temporal_agent)]`. See the Temporal page of the docs.
+`plugins=[DurableAgentsPlugin(temporal_agent)]`, or declare the agent on the workflow with
+`@uses_agents(temporal_agent)`. See the Temporal page of the docs.
 """
 
 try:
@@ -27,15 +28,17 @@ except ImportError as e:  # pragma: no cover
 
 from temporalio.workflow import ActivityConfig
 
-from ._agent import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_START_TO_CLOSE_TIMEOUT, TemporalAgent
+from ._agent import DEFAULT_MAX_PAYLOAD_BYTES, TemporalAgent
 from ._continue import HistoryLimit, HistoryLimitReached, history_is_large
+from ._defaults import DEFAULT_ACTIVITY_CONFIGS, DEFAULT_SCHEDULE_TO_START_TIMEOUT
 from ._history_size import HistoryStats, history_stats
-from ._plugin import PASSTHROUGH_MODULES, WORKFLOW_FAILURE_EXCEPTION_TYPES, DurableAgentsPlugin
+from ._plugin import PASSTHROUGH_MODULES, WORKFLOW_FAILURE_EXCEPTION_TYPES, DurableAgentsPlugin, uses_agents
 from ._replay import ReplayFailure, ReplayReport, check_replay
 
 __all__ = [
+    "DEFAULT_ACTIVITY_CONFIGS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
-    "DEFAULT_START_TO_CLOSE_TIMEOUT",
+    "DEFAULT_SCHEDULE_TO_START_TIMEOUT",
     "PASSTHROUGH_MODULES",
     "WORKFLOW_FAILURE_EXCEPTION_TYPES",
     "ActivityConfig",
@@ -49,4 +52,5 @@ __all__ = [
     "check_replay",
     "history_is_large",
     "history_stats",
+    "uses_agents",
 ]

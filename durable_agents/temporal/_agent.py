@@ -17,8 +17,9 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
-from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RawValue
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from .._agent import DurableAgent, ParallelExecutionMode
@@ -27,19 +28,18 @@ from .._engine import TEMPORAL_CAPABILITIES
 from .._policy import MAX_RETRY_AFTER, classify
 from .._run import CURRENT_RUN
 from .._units import Unit, UnitKind
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, UnitNotRegisteredError
 from ._continue import HistoryLimit, HistoryLimitReached
+from ._defaults import check_values, with_defaults
+from ._heartbeat import heartbeating
 from ._history_source import recorded_exchanges
 from ._local import LocalTools
 from ._payloads import frame_of, payload_of
 
-__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DEFAULT_START_TO_CLOSE_TIMEOUT", "UNIT_ATTR", "TemporalAgent"]
+__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "UNIT_ATTR", "TemporalAgent"]
 
 UNIT_ATTR = "__durable_agents_unit__"
 """The attribute naming the unit an activity function of a `TemporalAgent` runs."""
-
-DEFAULT_START_TO_CLOSE_TIMEOUT = timedelta(seconds=60)
-"""The `start_to_close_timeout` of an activity whose config sets neither it nor `schedule_to_close_timeout`."""
 
 DEFAULT_MAX_PAYLOAD_BYTES = 2_000_000
 """A little under Temporal's default blob size limit (2 MiB), leaving room for payload metadata."""
@@ -47,13 +47,6 @@ DEFAULT_MAX_PAYLOAD_BYTES = 2_000_000
 # What `execute_local_activity` accepts of an `ActivityConfig`; the rest (task_queue, heartbeat_timeout, priority...)
 # has no meaning for an activity that runs on the workflow's own worker.
 _LOCAL_KEYS = config_keys(LocalActivityConfig)
-
-_TIMEOUT_KEYS = (
-    "schedule_to_close_timeout",
-    "schedule_to_start_timeout",
-    "start_to_close_timeout",
-    "heartbeat_timeout",
-)
 
 # pydantic-ai runs sync functions (instructions, output validators, sync tools) in threads, which a workflow cannot
 # start; inside this context it runs them inline. It is private in pydantic-ai, hence the guarded lookup: without it,
@@ -102,8 +95,9 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
 
         Args:
             wrapped: The agent; it must have a `name` (activities are named `<name>.model`, `<name>.events`...).
-            activity_config: Config of every activity (temporalio's `ActivityConfig`). When neither
-                `start_to_close_timeout` nor `schedule_to_close_timeout` is set, `start_to_close_timeout` is 60 s.
+            activity_config: Config of every activity (temporalio's `ActivityConfig`). Keys no layer sets take the
+                defaults of the unit's kind
+                ([`DEFAULT_ACTIVITY_CONFIGS`][durable_agents.temporal.DEFAULT_ACTIVITY_CONFIGS]).
             model_activity_config: Config of model request activities, over `activity_config`.
             toolset_activity_config: Config per toolset id (`'agent'`: the agent's own tools), over `activity_config`.
             tool_activity_config: Config per tool name, over its toolset's. `None` runs the tool inline in the
@@ -141,7 +135,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         )
         for layer in (configs.base, configs.model, configs.events, *configs.toolsets.values(), *configs.tools.values()):
             if layer is not None:
-                _check_values(layer)
+                check_values(layer)
         super().__init__(
             wrapped,
             unit_configs=configs,
@@ -188,16 +182,22 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
     async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
         if unit.kind is UnitKind.MODEL and self.history_limit is not None:
             self._check_history_limit(self.history_limit)
-        options: dict[str, Any] = {"summary": label, **config}
-        if options.get("start_to_close_timeout") is None and options.get("schedule_to_close_timeout") is None:
-            options["start_to_close_timeout"] = DEFAULT_START_TO_CLOSE_TIMEOUT
+        options: dict[str, Any] = {"summary": label, **with_defaults(unit.kind, config)}
         if unit.kind is UnitKind.TOOL and self._runs_locally(unit, label):
             local = {key: value for key, value in options.items() if key in _LOCAL_KEYS}
             result = await workflow.execute_local_activity(
                 unit.name, payload_of(payload), result_type=RawValue, **local
             )
-        else:
+            return frame_of(result)
+        try:
             result = await workflow.execute_activity(unit.name, payload_of(payload), result_type=RawValue, **options)
+        except ActivityError as exc:
+            if _never_started(exc):
+                timed_out = isinstance(exc.cause, ActivityTimeoutError)
+                waited = options.get("schedule_to_start_timeout") if timed_out else None
+                queue = options.get("task_queue") or workflow.info().task_queue
+                raise UnitNotRegisteredError(self.name, unit.name, queue, waited) from exc
+            raise
         return frame_of(result)
 
     def _runs_locally(self, unit: Unit, label: str) -> bool:
@@ -239,7 +239,8 @@ def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
 
     async def run_unit(payload: RawValue) -> RawValue:
         try:
-            return payload_of(await body(frame_of(payload)))
+            async with heartbeating():
+                return payload_of(await body(frame_of(payload)))
         except Exception as exc:
             # Units return fatal errors as values; what escapes is retryable, and a server's Retry-After
             # becomes the next attempt's delay. Anything fatal that escapes anyway is never retried.
@@ -260,16 +261,9 @@ def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
     return activity.defn(name=unit.name)(run_unit)
 
 
-def _check_values(config: Mapping[str, Any]) -> None:
-    for key in _TIMEOUT_KEYS:
-        value = config.get(key)
-        if value is not None and not isinstance(value, timedelta):
-            raise ConfigurationError(
-                f"ActivityConfig key {key!r} must be a datetime.timedelta, got {value!r}. "
-                f"Fix: `{key}=timedelta(seconds={value!r})`."
-            )
-    policy = config.get("retry_policy")
-    if policy is not None and not isinstance(policy, RetryPolicy):
-        raise ConfigurationError(
-            f"ActivityConfig key 'retry_policy' must be a temporalio.common.RetryPolicy, got {policy!r}."
-        )
+def _never_started(exc: ActivityError) -> bool:
+    """Whether an activity failed because no worker ran it: none picked it up, or the ones that did lack it."""
+    cause = exc.cause
+    if isinstance(cause, ActivityTimeoutError):
+        return cause.type is TimeoutType.SCHEDULE_TO_START
+    return isinstance(cause, ApplicationError) and cause.type == "NotFoundError" and "is not registered" in str(cause)

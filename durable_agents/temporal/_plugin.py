@@ -5,19 +5,57 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import DataConverter, DefaultPayloadConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkflowRunner
+from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from .._policy import FATAL_TYPES
-from ..exceptions import DuplicateAgentNameError
+from ..exceptions import ConfigurationError, DuplicateAgentNameError
 from ._agent import UNIT_ATTR, TemporalAgent
 
-__all__ = ["PASSTHROUGH_MODULES", "WORKFLOW_FAILURE_EXCEPTION_TYPES", "DurableAgentsPlugin"]
+__all__ = [
+    "AGENTS_ATTR",
+    "PASSTHROUGH_MODULES",
+    "WORKFLOW_FAILURE_EXCEPTION_TYPES",
+    "DurableAgentsPlugin",
+    "uses_agents",
+]
+
+AGENTS_ATTR = "__durable_agents__"
+"""The workflow class attribute that lists the durable agents its runs use (set by `uses_agents`)."""
+
+_WorkflowClass = TypeVar("_WorkflowClass", bound=type)
+
+
+def uses_agents(*agents: TemporalAgent[Any, Any]) -> Callable[[_WorkflowClass], _WorkflowClass]:
+    """Declare on a workflow class the durable agents its runs use, so every worker that runs it registers them.
+
+    ```python
+    @uses_agents(temporal_agent)
+    @workflow.defn
+    class GeographyWorkflow: ...
+    ```
+
+    [`DurableAgentsPlugin`][durable_agents.temporal.DurableAgentsPlugin] registers the activities of every agent
+    declared by the workflows of the worker it configures. Setting the class attribute
+    `__durable_agents__ = [temporal_agent]` in the class body does the same.
+
+    Args:
+        *agents: The agents that the workflow runs.
+    """
+
+    def declare(cls: _WorkflowClass) -> _WorkflowClass:
+        declared: list[TemporalAgent[Any, Any]] = list(getattr(cls, AGENTS_ATTR, ()))
+        declared.extend(agent for agent in agents if agent not in declared)
+        setattr(cls, AGENTS_ATTR, declared)
+        return cls
+
+    return declare
+
 
 PASSTHROUGH_MODULES: tuple[str, ...] = (
     "durable_agents",
@@ -83,7 +121,8 @@ class DurableAgentsPlugin(SimplePlugin):
       ([`PASSTHROUGH_MODULES`][durable_agents.temporal.PASSTHROUGH_MODULES]);
     - the exception types that fail a workflow instead of retrying its task
       ([`WORKFLOW_FAILURE_EXCEPTION_TYPES`][durable_agents.temporal.WORKFLOW_FAILURE_EXCEPTION_TYPES]);
-    - on workers, the activities of the agents given to it.
+    - on workers, the activities of the agents given to it and of the agents that the worker's workflows
+      declare ([`uses_agents`][durable_agents.temporal.uses_agents]).
 
     ```python
     client = await Client.connect("localhost:7233", plugins=[DurableAgentsPlugin()])
@@ -119,27 +158,54 @@ class DurableAgentsPlugin(SimplePlugin):
         super().__init__(  # pyright: ignore[reportUnknownMemberType]  # temporalio types activities loosely
             "durable_agents.DurableAgentsPlugin",
             data_converter=_with_pydantic_payloads,
-            activities=self._add_activities if agents else None,
             workflow_runner=_with_passthrough,
             workflow_failure_exception_types=_with_failure_types,
         )
 
-    def _add_activities(self, existing: Sequence[Callable[..., Any]] | None) -> Sequence[Callable[..., Any]]:
-        activities = list(existing or [])
-        registered: dict[str, Callable[..., Any]] = {
-            getattr(fn, UNIT_ATTR): fn for fn in activities if hasattr(fn, UNIT_ATTR)
-        }
-        for agent in self.agents:
-            for fn in agent.temporal_activities:
-                name: str = getattr(fn, UNIT_ATTR)
-                other = registered.get(name)
-                if other is fn:
-                    continue
-                if other is not None:
-                    raise DuplicateAgentNameError(agent.name, "temporal")
-                registered[name] = fn
-                activities.append(fn)
-        return activities
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """Configure a worker as `SimplePlugin` does, then add the activities of its agents and declared agents."""
+        config = super().configure_worker(config)
+        # temporalio types activities as callables of unknown signature, hence the ignores.
+        workflows: Sequence[type] = config.get("workflows") or ()  # pyright: ignore[reportUnknownMemberType]
+        agents = [*self.agents, *_declared_agents(workflows)]
+        if agents:
+            existing: Sequence[Callable[..., Any]] = config.get("activities") or ()  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            config["activities"] = _add_activities(existing, agents)
+        return config
+
+
+def _declared_agents(workflows: Sequence[type]) -> list[TemporalAgent[Any, Any]]:
+    agents: list[TemporalAgent[Any, Any]] = []
+    for cls in workflows:
+        declared: Sequence[object] = getattr(cls, AGENTS_ATTR, ())
+        for agent in declared:
+            if not isinstance(agent, TemporalAgent):
+                raise ConfigurationError(
+                    f"Workflow {cls.__qualname__} declares {agent!r} in {AGENTS_ATTR}, which is not a TemporalAgent. "
+                    "Fix: declare the `TemporalAgent` wrappers, not the pydantic-ai agents."
+                )
+            agents.append(agent)  # pyright: ignore[reportUnknownArgumentType]
+    return agents
+
+
+def _add_activities(
+    existing: Sequence[Callable[..., Any]], agents: Sequence[TemporalAgent[Any, Any]]
+) -> list[Callable[..., Any]]:
+    activities = list(existing)
+    registered: dict[str, Callable[..., Any]] = {
+        getattr(fn, UNIT_ATTR): fn for fn in activities if hasattr(fn, UNIT_ATTR)
+    }
+    for agent in agents:
+        for fn in agent.temporal_activities:
+            name: str = getattr(fn, UNIT_ATTR)
+            other = registered.get(name)
+            if other is fn:
+                continue
+            if other is not None:
+                raise DuplicateAgentNameError(agent.name, "temporal")
+            registered[name] = fn
+            activities.append(fn)
+    return activities
 
 
 class _AgentsPlugin(DurableAgentsPlugin):

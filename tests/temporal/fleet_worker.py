@@ -22,7 +22,9 @@ async def main(address: str, task_queue: str, mode: str) -> None:
     # worker adds the agents. Giving the workflows worker another agent-less plugin would only repeat the client's.
     client = await Client.connect(address, plugins=[DurableAgentsPlugin()])
     if mode == "workflows":
-        worker = Worker(client, task_queue=task_queue, workflows=w.ALL_WORKFLOWS)
+        # Some workflows declare their agents, which registers those agents' activities here too: without
+        # `no_remote_activities` this worker would take activity tasks of every agent and fail the undeclared ones.
+        worker = Worker(client, task_queue=task_queue, workflows=w.ALL_WORKFLOWS, no_remote_activities=True)
     elif mode == "activities":
         worker = Worker(client, task_queue=task_queue, plugins=[DurableAgentsPlugin(*w.ALL_AGENTS)])
     else:

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic_ai import Agent, RunContext
-from pydantic_ai.messages import AgentStreamEvent, ModelMessage
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.usage import UsageLimits
-from temporalio import workflow
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
 
 from durable_agents._history import HISTORY_CACHE
-from durable_agents.temporal import ActivityConfig, HistoryLimit, HistoryLimitReached, TemporalAgent
+from durable_agents.temporal import ActivityConfig, HistoryLimit, HistoryLimitReached, TemporalAgent, uses_agents
 from durable_agents.testing import CallCounter, tool_loop_model
 
 
@@ -219,10 +231,84 @@ class MisuseWorkflow:
         raise ValueError(kind)
 
 
+# Operations tests. Slow models: each request records `model:<step>:<attempt>:<start time>:<worker pid>`.
+def slow_model(rounds: int, seconds: float, retry_seconds: float | None = None) -> FunctionModel:
+    async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        attempt = activity.info().attempt
+        step = sum(isinstance(p, ToolReturnPart) for m in messages if isinstance(m, ModelRequest) for p in m.parts)
+        EnvCounter().bump(f"model:{step}:{attempt}:{time.time():.3f}:{os.getpid()}")
+        await asyncio.sleep(seconds if attempt == 1 or retry_seconds is None else retry_seconds)
+        if step < rounds:
+            return ModelResponse(parts=[ToolCallPart("step", {"i": step}, tool_call_id=f"call_{step}")])
+        return ModelResponse(parts=[TextPart(f"answered after {step} tool calls")])
+
+    return FunctionModel(respond)
+
+
+def slow_agent(name: str, model: FunctionModel, config: ActivityConfig) -> TemporalAgent[None, str]:
+    agent = Agent(model, name=name)
+
+    @agent.tool_plain
+    async def step(i: int) -> str:
+        return f"r{i}"
+
+    return TemporalAgent(agent, model_activity_config=config)
+
+
+# 5 s per model request under a 2 s heartbeat timeout.
+slowbeat_agent = slow_agent("slowbeat", slow_model(1, 5.0), ActivityConfig(heartbeat_timeout=timedelta(seconds=2)))
+# A 30 s model request whose worker is killed; the retry answers at once.
+slowcrash_agent = slow_agent(
+    "slowcrash", slow_model(0, 30.0, retry_seconds=0.0), ActivityConfig(heartbeat_timeout=timedelta(seconds=3))
+)
+
+
+@uses_agents(slowbeat_agent, slowcrash_agent)
+@workflow.defn
+class SlowWorkflow:
+    """Runs a slow agent by name; the agents are declared on the class, so no plugin needs to list them."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        agent = {"slowbeat": slowbeat_agent, "slowcrash": slowcrash_agent}[name]
+        return (await agent.run("go")).output
+
+
+declared_agent = TemporalAgent(build_agent("declared", 1))
+
+
+@workflow.defn
+class DeclaredWorkflow:
+    """Declares its agent with the class attribute."""
+
+    __durable_agents__: ClassVar[list[TemporalAgent[None, str]]] = [declared_agent]
+
+    @workflow.run
+    async def run(self) -> str:
+        return (await declared_agent.run("go")).output
+
+
+# Registered on no worker: its first activity is never picked up, or only by workers that lack it.
+orphan_agent = TemporalAgent(
+    build_agent("orphan", 1),
+    activity_config=ActivityConfig(
+        schedule_to_start_timeout=timedelta(seconds=2),
+        retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=2),
+    ),
+)
+
+
+@workflow.defn
+class OrphanWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await orphan_agent.run("go")).output
+
+
 ALL_AGENTS = [loop_agent, parallel_agent, *growth_agents.values(), long_agent, handler_agent, inline_agent]
 ALL_AGENTS += [crash_agent, deps_agent, big_agent, bulky_agent, keyless_agent]
 ALL_WORKFLOWS = [LoopWorkflow, ParallelWorkflow, GrowthWorkflow, LongRunWorkflow, AgentWorkflow, MisuseWorkflow]
-ALL_WORKFLOWS += [BulkyWorkflow]
+ALL_WORKFLOWS += [BulkyWorkflow, SlowWorkflow]
 
 
 @workflow.defn(name="LoopWorkflow")

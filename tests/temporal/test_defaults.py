@@ -1,0 +1,80 @@
+"""Activity defaults per unit kind, config checks, and agents declared on workflow classes (no server needed)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar
+
+import pytest
+from pydantic_ai import Agent
+from pydantic_ai.models.test import TestModel
+from temporalio.common import RetryPolicy
+
+from durable_agents import UnitKind
+from durable_agents.exceptions import ConfigurationError
+from durable_agents.temporal import (
+    DEFAULT_ACTIVITY_CONFIGS,
+    DEFAULT_SCHEDULE_TO_START_TIMEOUT,
+    ActivityConfig,
+    DurableAgentsPlugin,
+    TemporalAgent,
+    uses_agents,
+)
+from durable_agents.temporal._defaults import with_defaults
+
+
+def _activity_names(plugin: DurableAgentsPlugin, workflows: list[type]) -> list[str]:
+    config = plugin.configure_worker({"workflows": workflows})  # pyright: ignore[reportArgumentType]
+    return [getattr(fn, "__temporal_activity_definition").name for fn in config.get("activities") or ()]
+
+
+def test_the_plugin_registers_declared_agents_once() -> None:
+    agent = TemporalAgent(Agent(TestModel(), name="declared_once"))
+
+    @uses_agents(agent)
+    class First: ...
+
+    class Second:
+        __durable_agents__: ClassVar[list[object]] = [agent]
+
+    names = _activity_names(DurableAgentsPlugin(agent), [First, Second])
+    assert names == [unit.name for unit in agent.units]
+    assert "declared_once.model" in names
+    assert _activity_names(DurableAgentsPlugin(), [object]) == []
+
+
+def test_declaring_a_plain_agent_is_refused() -> None:
+    class Wrong:
+        __durable_agents__: ClassVar[list[object]] = [Agent(TestModel(), name="plain")]
+
+    with pytest.raises(ConfigurationError, match="not a TemporalAgent"):
+        _activity_names(DurableAgentsPlugin(), [Wrong])
+
+
+def test_defaults_fill_only_the_keys_no_layer_sets() -> None:
+    model = with_defaults(UnitKind.MODEL, {"retry_policy": None, "heartbeat_timeout": timedelta(seconds=5)})
+    assert model["retry_policy"] is None  # explicitly left to Temporal
+    assert model["heartbeat_timeout"] == timedelta(seconds=5)
+    assert model["start_to_close_timeout"] == timedelta(minutes=10)
+    assert model["schedule_to_start_timeout"] == DEFAULT_SCHEDULE_TO_START_TIMEOUT
+    tool = with_defaults(UnitKind.TOOL, {"schedule_to_close_timeout": timedelta(seconds=90)})
+    assert "start_to_close_timeout" not in tool  # Temporal needs one of the two, and one is set
+    assert tool["retry_policy"] == DEFAULT_ACTIVITY_CONFIGS[UnitKind.TOOL]["retry_policy"]
+    for kind in UnitKind:
+        policy = DEFAULT_ACTIVITY_CONFIGS[kind]["retry_policy"]
+        assert policy is not None and policy.maximum_attempts > 0  # bounded: no endless paid retries
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        (ActivityConfig(start_to_close_timeout=timedelta(0)), "'start_to_close_timeout' must be positive"),
+        (ActivityConfig(heartbeat_timeout=timedelta(seconds=-1)), "'heartbeat_timeout' must be positive"),
+        (ActivityConfig(schedule_to_start_timeout=30), "must be a datetime.timedelta"),  # pyright: ignore[reportArgumentType]
+        (ActivityConfig(retry_policy=RetryPolicy(backoff_coefficient=0.5)), "Backoff coefficient"),
+        (ActivityConfig(retry_policy=RetryPolicy(maximum_attempts=-1)), "Maximum attempts"),
+    ],
+)
+def test_nonsense_configs_are_refused_when_the_wrapper_is_built(config: ActivityConfig, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        TemporalAgent(Agent(TestModel(), name="nonsense"), model_activity_config=config)
