@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -33,16 +33,21 @@ from pydantic_ai.tools import AgentDepsT
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import PREFECT_CAPABILITIES
+from .._model_ids import live_override
 from .._policy import pause_before_retry
 from .._run import current_run
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError, DuplicateAgentNameError, UnknownConfigKeyError, UnserializableDepsError
-from ._cache import FINGERPRINT_PARAMETER, RUN_SCOPED, RunHistory, UnitOccurrences
+from ._cache import FINGERPRINT_PARAMETER, RUN_PARAMETER, RUN_SCOPED, RunScope, UnitOccurrences
 from ._config import TaskConfig
 
 __all__ = ["PrefectAgent"]
 
 _HISTORY_TA: TypeAdapter[list[ModelMessage]] = TypeAdapter(list[ModelMessage])
+
+DEFAULT_CACHE_EXPIRATION = timedelta(days=7)
+"""How long a unit's stored result can be reused (by a resume, a flow retry, or `CROSS_RUN`) unless
+`TaskConfig(cache_expiration=...)` says otherwise."""
 
 
 @dataclass
@@ -55,6 +60,8 @@ class _Container:
     """The run's `metadata` as JSON: model request keys include it (tool keys see it in the run context)."""
     runs: itertools.count[int] = field(default_factory=itertools.count)
     occurrences: dict[str, UnitOccurrences] = field(default_factory=dict[str, UnitOccurrences])
+    scopes: dict[str, RunScope] = field(default_factory=dict[str, RunScope])
+    """Each agent run's scope (canonical deps, metadata, model identity), by run key."""
 
 
 _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_container", default=None)
@@ -200,7 +207,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
     def _make_task(self, unit: Unit) -> Task[..., Any]:
         body = unit.body
 
-        async def run_unit(payload: bytes, fingerprint: str) -> bytes:
+        async def run_unit(payload: bytes, fingerprint: str, run: str) -> bytes:
             # A flow started by a tool (an agent delegating to another) is a new container, not this one.
             token = _CONTAINER.set(None)
             try:
@@ -218,7 +225,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             name=unit.name,
             cache_policy=RUN_SCOPED,
             persist_result=True,
-            cache_expiration=None,
+            cache_expiration=DEFAULT_CACHE_EXPIRATION,
         )
 
     def _make_flow(self, retries: int, retry_delay_seconds: float) -> Flow[..., Any]:
@@ -271,15 +278,31 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         state = current_run(self.name)
         if container is None or state is None:
             raise ConfigurationError("A unit ran outside a PrefectAgent flow.")  # pragma: no cover
-        history = (
-            RunHistory(state.log.chunks(), pydantic_core.to_json(state.deps_json), container.metadata)
-            if unit.kind is UnitKind.MODEL
-            else None
-        )
+        scope = container.scopes.get(state.run_key)
+        if scope is None:
+            scope = RunScope(
+                None,
+                self.deps_codec.canonical(state.deps_json),
+                container.metadata,
+                f"{state.model_key}|{self._model_identity(state.model_key)}",
+            )
+            container.scopes[state.run_key] = scope
+        if unit.kind is UnitKind.MODEL:
+            scope = replace(scope, messages=state.log.chunks())
         occurrences = container.occurrences.setdefault(state.run_key, UnitOccurrences())
-        fingerprint = occurrences.next(label, unit.kind, payload, history)
+        fingerprint = occurrences.next(label, unit.kind, payload, scope)
         task = self._tasks[unit.name].with_options(task_run_name=label, **config)
-        return await task(payload, **{FINGERPRINT_PARAMETER: fingerprint})
+        return await task(payload, **{FINGERPRINT_PARAMETER: fingerprint, RUN_PARAMETER: state.run_key})
+
+    def _model_identity(self, model_id: str | None) -> str:
+        """The name of the model a model id resolves to, without building it (models are built only in units)."""
+        spec = live_override(model_id) if model_id is not None and model_id.startswith("o:") else None
+        if spec is None:
+            try:
+                spec = self._model_spec(model_id)
+            except ConfigurationError:
+                return "?"  # the unit itself raises the error that says how to fix it
+        return spec if isinstance(spec, str) else f"{spec.system}:{spec.model_name}"
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
         deps = kwargs.get("deps")
