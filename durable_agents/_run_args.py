@@ -20,7 +20,7 @@ back with the same adapter, in JSON mode, so `bytes` and discriminated unions su
 
 Anything else (an `output_type`, an `event_stream_handler`, a callable `metadata`) cannot be stored as data:
 [`encode_run_args`][durable_agents._run_args.encode_run_args] returns it apart, for the engine to pass in
-process and for the caller to pass again when resuming.
+process, and records its name in the frame, so a resume can insist that the caller passes it again.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 from ._codec import DepsCodec
 from .exceptions import ProtocolError
 
-__all__ = ["RUN_ARGS_VERSION", "decode_run_args", "encode_run_args"]
+__all__ = ["RUN_ARGS_VERSION", "decode_run_args", "encode_run_args", "unstored_run_args"]
 
 RUN_ARGS_VERSION = 1
 """The version of the run-arguments frame this library writes and reads."""
@@ -85,7 +85,18 @@ def encode_run_args(deps_codec: DepsCodec, user_prompt: Any, kwargs: Mapping[str
                 rest[key] = value
         else:
             rest[key] = value
-    return pydantic_core.to_json({"v": RUN_ARGS_VERSION, "args": args}).decode(), rest
+    frame = {"v": RUN_ARGS_VERSION, "args": args, "unstored": sorted(rest)}
+    return pydantic_core.to_json(frame).decode(), rest
+
+
+def unstored_run_args(frame: str) -> list[str]:
+    """The names of the run's arguments that were not data, so the frame does not hold them."""
+    try:
+        data: Any = pydantic_core.from_json(frame)
+    except ValueError:
+        return []
+    names: Any = cast(dict[str, Any], data).get("unstored") if isinstance(data, dict) else None
+    return [str(n) for n in cast(list[Any], names)] if isinstance(names, list) else []
 
 
 def decode_run_args(deps_codec: DepsCodec, frame: str) -> tuple[Any, dict[str, Any]]:

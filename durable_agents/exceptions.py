@@ -22,6 +22,7 @@ DurableAgentsError
 │       ├── RunNotFoundError      no container run has that id
 │       ├── ForeignRunError       the run belongs to another agent
 │       ├── RunFinishedError      the run completed or was cancelled
+│       ├── RunArgumentsMissingError  the run had arguments that are not data and they were not passed again
 │       └── RunStillActiveError   the run is still alive (or waiting for its engine)
 ├── SerializationError            a value cannot cross the unit boundary
 │   ├── UnserializableDepsError   the run's deps cannot be serialized with the agent's `deps_type`
@@ -51,6 +52,7 @@ __all__ = [
     "RegisteredTooLateError",
     "ReplayDivergenceError",
     "ResumeRefusedError",
+    "RunArgumentsMissingError",
     "RunFinishedError",
     "RunNotFoundError",
     "RunStillActiveError",
@@ -200,6 +202,13 @@ class ForeignRunError(ResumeRefusedError):
 
 class RunFinishedError(ResumeRefusedError):
     """The run given to `resume()` has completed or was cancelled; resuming would run it again."""
+
+
+class RunArgumentsMissingError(ResumeRefusedError):
+    """`resume()` was not given again the run's arguments that the engine could not store.
+
+    They are not data (an `output_type`, a handler); without them the run would go on with different arguments.
+    """
 
 
 class RunStillActiveError(ResumeRefusedError):

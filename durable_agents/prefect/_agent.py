@@ -44,12 +44,13 @@ from .._engine import PREFECT_CAPABILITIES
 from .._model_ids import live_override
 from .._policy import pause_before_retry
 from .._run import current_run
-from .._run_args import decode_run_args, encode_run_args
+from .._run_args import decode_run_args, encode_run_args, unstored_run_args
 from .._units import Unit, UnitKind
 from ..exceptions import (
     ConfigurationError,
     DuplicateAgentNameError,
     ForeignRunError,
+    RunArgumentsMissingError,
     RunFinishedError,
     RunNotFoundError,
     RunStillActiveError,
@@ -426,6 +427,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         - it is a run of another flow ([`ForeignRunError`][durable_agents.exceptions.ForeignRunError]);
         - it completed, was cancelled or is being cancelled
           ([`RunFinishedError`][durable_agents.exceptions.RunFinishedError]);
+        - it was started with arguments that are not data (an `output_type`, a handler) that are not among
+          `overrides` ([`RunArgumentsMissingError`][durable_agents.exceptions.RunArgumentsMissingError]);
         - it is alive: `RUNNING` or `PENDING` with a heartbeat newer than `stale_after` seconds (runs without a
           heartbeat: a state change of the flow run or one of its task runs that recent), or `SCHEDULED`,
           `PAUSED` or awaiting a retry, which its engine will run
@@ -441,14 +444,25 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             **overrides: Run arguments to pass instead of the stored ones, e.g. an `event_stream_handler` or an
                 `output_type`, which cannot be stored on the server.
         """
+        run_args = None
         async with get_client() as client:
             flow_run = await self._resumable(
                 client, str(flow_run_id), 3 * self._heartbeat_seconds if stale_after is None else stale_after
             )
+            run_args = flow_run.parameters.get(RUN_ARGS_PARAMETER)
+            missing = (
+                [k for k in unstored_run_args(run_args) if k not in overrides] if isinstance(run_args, str) else []
+            )
+            if missing:
+                raise RunArgumentsMissingError(
+                    str(flow_run_id),
+                    f"it was started with {', '.join(missing)}, which cannot be stored on the server",
+                    f"pass {'them' if len(missing) > 1 else 'it'} again, e.g. `resume(run_id, {missing[0]}=...)` "
+                    "(`None` to go on without)",
+                )
             await self._crash_unfinished_tasks(client, flow_run)
         parameters: dict[str, Any] = dict(flow_run.parameters)
         stored_kwargs = cast(dict[str, Any], parameters.pop("kwargs", None) or {})
-        run_args = parameters.get(RUN_ARGS_PARAMETER)
         if isinstance(run_args, str):
             # Started by `run()`: every argument that is data is in the frame; the others were never stored.
             parameters = {RUN_ARGS_PARAMETER: run_args}

@@ -16,9 +16,11 @@ from prefect.client.schemas.objects import StateType
 from prefect.states import Running
 from pydantic_ai import Agent
 
+from durable_agents._run_args import encode_run_args
 from durable_agents.exceptions import (
     ForeignRunError,
     ResumeRefusedError,
+    RunArgumentsMissingError,
     RunFinishedError,
     RunNotFoundError,
     RunStillActiveError,
@@ -111,3 +113,20 @@ async def test_resume_marks_the_task_runs_of_the_dead_attempt_crashed() -> None:
         assert dead.state is not None and dead.state.is_crashed()
         after = await client.read_flow_run(flow_run.id)
         assert after.state is not None and after.state.is_completed()
+
+
+async def test_a_run_started_with_arguments_that_are_not_data_needs_them_again() -> None:
+    name = _name("unstored")
+    prefect_agent = PrefectAgent(Agent(tool_loop_model(0, final="7"), name=name))
+    async with get_client() as client:
+        # The flow run of a process killed in a run with `output_type=str` (which Prefect cannot store).
+        frame, rest = encode_run_args(prefect_agent.deps_codec, "go", {"output_type": str})
+        assert rest == {"output_type": str}
+        flow_run = await client.create_flow_run(prefect_agent.flow, parameters={"run_args": frame}, state=Running())
+
+    with pytest.raises(
+        RunArgumentsMissingError, match=r"started with output_type.*resume\(run_id, output_type=\.\.\.\)"
+    ):
+        await prefect_agent.resume(flow_run.id, stale_after=0)
+    result = await prefect_agent.resume(flow_run.id, stale_after=0, output_type=str)
+    assert result.output == "7"
