@@ -22,6 +22,7 @@ from .exceptions import PayloadTooLargeError, UnserializableDepsError
 
 __all__ = [
     "DepsCodec",
+    "canonical_json",
     "check_size",
     "return_outcome",
     "return_value",
@@ -88,11 +89,39 @@ class DepsCodec:
             return None
         return self._ta.validate_json(data)
 
+    def canonical(self, value: Any) -> bytes:
+        """Deps given as JSON data, in a canonical JSON form that is the same in every process.
+
+        Their JSON form is not: a `set` field encodes its elements in the process's hash order. The deps are
+        validated back into `deps_type` and dumped as Python data, where sets are still sets, then encoded by
+        [`canonical_json`][durable_agents._codec.canonical_json].
+        """
+        if self._ta is None:
+            return b"null"
+        return canonical_json(self._ta.dump_python(self.decode_value(value)))
+
     def decode_value(self, value: Any) -> Any:
         """Decode deps that crossed inside a frame, as JSON data (validated in JSON mode, so bytes stay bytes)."""
         if self._ta is None:
             return None
         return self._ta.validate_json(pydantic_core.to_json(value))
+
+
+def canonical_json(value: Any) -> bytes:
+    """`value` as JSON with object keys and the elements of sets and frozensets sorted (by their own encoding)."""
+    return pydantic_core.to_json(_canonical(value))
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        items = [_canonical(v) for v in cast(set[Any], value)]
+        return sorted(items, key=pydantic_core.to_json)
+    if isinstance(value, dict):
+        pairs = [(pydantic_core.to_jsonable_python(k), _canonical(v)) for k, v in cast(dict[Any, Any], value).items()]
+        return dict(sorted(pairs, key=lambda kv: pydantic_core.to_json(kv[0])))
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in cast(Sequence[Any], value)]
+    return pydantic_core.to_jsonable_python(value)
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,7 +17,13 @@ DurableAgentsError
 │   ├── ContainerUsageError       a method that cannot work inside a container was called in one
 │   ├── UnitNotRegisteredError    no worker ran a unit: none that polls its queue registers it
 │   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
-│   └── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
+│   ├── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
+│   └── ResumeRefusedError        `resume()` refused a run before anything ran
+│       ├── RunNotFoundError      no container run has that id
+│       ├── ForeignRunError       the run belongs to another agent
+│       ├── RunFinishedError      the run completed or was cancelled
+│       ├── RunArgumentsMissingError  the run had arguments that are not data and they were not passed again
+│       └── RunStillActiveError   the run is still alive (or waiting for its engine)
 ├── SerializationError            a value cannot cross the unit boundary
 │   ├── UnserializableDepsError   the run's deps cannot be serialized with the agent's `deps_type`
 │   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
@@ -39,11 +45,17 @@ __all__ = [
     "DuplicateAgentNameError",
     "DurableAgentsError",
     "EngineNotAvailableError",
+    "ForeignRunError",
     "HistoryUnavailableError",
     "PayloadTooLargeError",
     "ProtocolError",
     "RegisteredTooLateError",
     "ReplayDivergenceError",
+    "ResumeRefusedError",
+    "RunArgumentsMissingError",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "RunStillActiveError",
     "SerializationError",
     "ToolsetIdRequiredError",
     "UnitFailedError",
@@ -160,6 +172,47 @@ class EngineNotAvailableError(ConfigurationError):
 
 class RegisteredTooLateError(ConfigurationError):
     """A durable object was created after the engine was started, so it could not be recovered."""
+
+
+class ResumeRefusedError(ConfigurationError):
+    """`resume()` refused a container run before anything ran; the subclass says why.
+
+    Nothing was changed on the engine: the run keeps the state it had.
+    """
+
+    def __init__(self, run_id: str, why: str, fix: str) -> None:
+        self.run_id = run_id
+        """The id the caller asked to resume."""
+        self.why = why
+        """Why the run cannot be resumed."""
+        super().__init__(f"Cannot resume run {run_id}: {why}. Fix: {fix}")
+        self._fix = fix
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.run_id, self.why, self._fix))
+
+
+class RunNotFoundError(ResumeRefusedError):
+    """No container run has the id given to `resume()` (or it is not an id at all)."""
+
+
+class ForeignRunError(ResumeRefusedError):
+    """The run given to `resume()` is a run of another agent (or not an agent's run at all)."""
+
+
+class RunFinishedError(ResumeRefusedError):
+    """The run given to `resume()` has completed or was cancelled; resuming would run it again."""
+
+
+class RunArgumentsMissingError(ResumeRefusedError):
+    """`resume()` was not given again the run's arguments that the engine could not store.
+
+    They are not data (an `output_type`, a handler); without them the run would go on with different arguments.
+    """
+
+
+class RunStillActiveError(ResumeRefusedError):
+    """The run given to `resume()` is still alive in some process, or waiting for its engine to start it."""
 
 
 class SerializationError(DurableAgentsError):

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import importlib.util
 import itertools
+import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
 import pydantic_core
 from prefect import Flow, Task, serve
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.context import FlowRunContext
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow_async
+from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 from pydantic import TypeAdapter
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
@@ -33,16 +41,39 @@ from pydantic_ai.tools import AgentDepsT
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import PREFECT_CAPABILITIES
+from .._model_ids import live_override
 from .._policy import pause_before_retry
 from .._run import current_run
+from .._run_args import decode_run_args, encode_run_args, unstored_run_args
 from .._units import Unit, UnitKind
-from ..exceptions import ConfigurationError, DuplicateAgentNameError, UnknownConfigKeyError, UnserializableDepsError
-from ._cache import FINGERPRINT_PARAMETER, RUN_SCOPED, RunHistory, UnitOccurrences
+from ..exceptions import (
+    ConfigurationError,
+    DuplicateAgentNameError,
+    ForeignRunError,
+    RunArgumentsMissingError,
+    RunFinishedError,
+    RunNotFoundError,
+    RunStillActiveError,
+    UnknownConfigKeyError,
+    UnserializableDepsError,
+)
+from ._cache import FINGERPRINT_PARAMETER, RUN_PARAMETER, RUN_SCOPED, RunScope, UnitOccurrences
 from ._config import TaskConfig
 
-__all__ = ["PrefectAgent"]
+__all__ = ["DEFAULT_CACHE_EXPIRATION", "HEARTBEAT_LABEL", "RUN_ARGS_PARAMETER", "PrefectAgent"]
 
 _HISTORY_TA: TypeAdapter[list[ModelMessage]] = TypeAdapter(list[ModelMessage])
+
+_LOG = logging.getLogger(__name__)
+
+HEARTBEAT_LABEL = "durable-agents.heartbeat"
+"""Flow run label that the flow body of a `PrefectAgent` run sets to the time (Unix seconds) while it is alive."""
+RUN_ARGS_PARAMETER = "run_args"
+"""Flow parameter holding the run's arguments as a JSON frame (see `_run_args.py`)."""
+
+DEFAULT_CACHE_EXPIRATION = timedelta(days=7)
+"""How long a unit's stored result can be reused (by a resume, a flow retry, or `CROSS_RUN`) unless
+`TaskConfig(cache_expiration=...)` says otherwise."""
 
 
 @dataclass
@@ -55,6 +86,8 @@ class _Container:
     """The run's `metadata` as JSON: model request keys include it (tool keys see it in the run context)."""
     runs: itertools.count[int] = field(default_factory=itertools.count)
     occurrences: dict[str, UnitOccurrences] = field(default_factory=dict[str, UnitOccurrences])
+    scopes: dict[str, RunScope] = field(default_factory=dict[str, RunScope])
+    """Each agent run's scope (canonical deps, metadata, model identity), by run key."""
 
 
 _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_container", default=None)
@@ -131,6 +164,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
         flow_retries: int = 0,
         flow_retry_delay_seconds: float = 0,
+        heartbeat_seconds: float = 10.0,
         require: Iterable[str] = (),
     ) -> None:
         """Wrap `wrapped` so its runs are Prefect flows.
@@ -152,6 +186,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             flow_retries: Prefect retries of the whole flow run; a retry re-runs the flow body and skips the
                 tasks that completed.
             flow_retry_delay_seconds: Seconds between flow retries.
+            heartbeat_seconds: How often a running flow body marks its flow run as alive; `resume()` takes a
+                `RUNNING` run for dead after three intervals without a mark.
             require: Capabilities the engine must have.
         """
         tool_layer: Mapping[str, Any] = tool_task_config or {}
@@ -181,6 +217,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if existing is not None and existing._origin != (self._file, line):
             raise DuplicateAgentNameError(self.name, self.engine)
         self._origin = (self._file, line)
+        self._heartbeat_seconds = heartbeat_seconds
         self._tasks: dict[str, Task[..., Any]] = {unit.name: self._make_task(unit) for unit in self.units}
         self._flow: Flow[..., Any] = self._make_flow(flow_retries, flow_retry_delay_seconds)
         _REGISTRY[self.name] = self
@@ -200,7 +237,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
     def _make_task(self, unit: Unit) -> Task[..., Any]:
         body = unit.body
 
-        async def run_unit(payload: bytes, fingerprint: str) -> bytes:
+        async def run_unit(payload: bytes, fingerprint: str, run: str) -> bytes:
             # A flow started by a tool (an agent delegating to another) is a new container, not this one.
             token = _CONTAINER.set(None)
             try:
@@ -218,7 +255,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             name=unit.name,
             cache_policy=RUN_SCOPED,
             persist_result=True,
-            cache_expiration=None,
+            cache_expiration=DEFAULT_CACHE_EXPIRATION,
         )
 
     def _make_flow(self, retries: int, retry_delay_seconds: float) -> Flow[..., Any]:
@@ -228,9 +265,12 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             user_prompt: Any = None,
             deps: Any = None,
             message_history: Any = None,
+            run_args: str | None = None,
             **kwargs: Any,
         ) -> AgentRunResult[Any]:
-            return await agent.run_flow_body(user_prompt, deps=deps, message_history=message_history, **kwargs)
+            return await agent.run_flow_body(
+                user_prompt, deps=deps, message_history=message_history, run_args=run_args, **kwargs
+            )
 
         agent_flow.__qualname__ = agent_flow.__name__ = self.name.replace(".", "_").replace("-", "_")
         return Flow(
@@ -245,7 +285,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
     def flow(self) -> Flow[..., Any]:
         """The Prefect flow of this agent's runs.
 
-        Its parameters are `user_prompt`, `deps`, `message_history` and any other `Agent.run` keyword argument.
+        Its parameters are `user_prompt`, `deps`, `message_history` and any other `Agent.run` keyword argument;
+        runs started by `run()` store the arguments that are data in one `run_args` parameter instead (a JSON
+        frame), so `resume()` gets them back exactly.
         """
         return self._flow
 
@@ -271,32 +313,63 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         state = current_run(self.name)
         if container is None or state is None:
             raise ConfigurationError("A unit ran outside a PrefectAgent flow.")  # pragma: no cover
-        history = (
-            RunHistory(state.log.chunks(), pydantic_core.to_json(state.deps_json), container.metadata)
-            if unit.kind is UnitKind.MODEL
-            else None
-        )
+        scope = container.scopes.get(state.run_key)
+        if scope is None:
+            scope = RunScope(
+                None,
+                self.deps_codec.canonical(state.deps_json),
+                container.metadata,
+                f"{state.model_key}|{self._model_identity(state.model_key)}",
+            )
+            container.scopes[state.run_key] = scope
+        if unit.kind is UnitKind.MODEL:
+            scope = replace(scope, messages=state.log.chunks())
         occurrences = container.occurrences.setdefault(state.run_key, UnitOccurrences())
-        fingerprint = occurrences.next(label, unit.kind, payload, history)
+        fingerprint = occurrences.next(label, unit.kind, payload, scope)
         task = self._tasks[unit.name].with_options(task_run_name=label, **config)
-        return await task(payload, **{FINGERPRINT_PARAMETER: fingerprint})
+        return await task(payload, **{FINGERPRINT_PARAMETER: fingerprint, RUN_PARAMETER: state.run_key})
+
+    def _model_identity(self, model_id: str | None) -> str:
+        """The name of the model a model id resolves to, without building it (models are built only in units)."""
+        spec = live_override(model_id) if model_id is not None and model_id.startswith("o:") else None
+        if spec is None:
+            try:
+                spec = self._model_spec(model_id)
+            except ConfigurationError:
+                return "?"  # the unit itself raises the error that says how to fix it
+        return spec if isinstance(spec, str) else f"{spec.system}:{spec.model_name}"
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
         deps = kwargs.get("deps")
         if deps is not None:
             # Fail before a flow run exists: unserializable deps would otherwise fail inside it.
             self.deps_codec.check(deps)
-        return await self._flow(user_prompt, **kwargs)
+        # Prefect stores flow parameters as JSON and writes '<TypeName>' for what it cannot encode: the run's data
+        # goes in one frame of our own instead; what is not data (output_type, a handler) is passed as it is.
+        frame, rest = encode_run_args(self.deps_codec, user_prompt, kwargs)
+        return await self._flow(**{RUN_ARGS_PARAMETER: frame}, **rest)
 
     # ----------------------------------------------------------------- the flow
 
-    async def run_flow_body(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
-        """The body of the agent's flow: one durable agent run. Parameters may come as JSON (deployments, resume)."""
+    async def run_flow_body(
+        self, user_prompt: Any = None, *, run_args: str | None = None, **kwargs: Any
+    ) -> AgentRunResult[Any]:
+        """The body of the agent's flow: one durable agent run.
+
+        Args:
+            user_prompt: The prompt, when the run's arguments are not in `run_args` (deployments).
+            run_args: The run's arguments as a frame of `_run_args.py`, when `run()` started the run.
+            **kwargs: Other `Agent.run` arguments; they override those in `run_args`. Without `run_args`, `deps` and
+                `message_history` may come as JSON data (deployment parameters).
+        """
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:
             raise ConfigurationError("run_flow_body() must run inside a Prefect flow run.")
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        if "deps" in kwargs:
+        if run_args is not None:
+            user_prompt, stored = decode_run_args(self.deps_codec, run_args)
+            kwargs = {**stored, **kwargs}
+        elif "deps" in kwargs:
             kwargs["deps"] = self._coerce_deps(kwargs["deps"])
         history = kwargs.get("message_history")
         if isinstance(history, list) and any(isinstance(m, dict) for m in cast(list[Any], history)):
@@ -304,10 +377,24 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         metadata = kwargs.get("metadata")
         scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
         token = _CONTAINER.set(_Container(self, str(context.flow_run.id), scope))
+        heartbeat = asyncio.create_task(self._heartbeat(context.flow_run.id))
         try:
             return await self.run_in_container(user_prompt, **kwargs)
         finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
             _CONTAINER.reset(token)
+
+    async def _heartbeat(self, flow_run_id: UUID) -> None:
+        """Mark the flow run alive every `heartbeat_seconds` (see `resume()`), until cancelled."""
+        async with get_client() as client:
+            while True:
+                try:
+                    await client.update_flow_run_labels(flow_run_id, {HEARTBEAT_LABEL: time.time()})
+                except Exception as exc:  # a missed mark must not fail the run; the next one may land
+                    _LOG.warning("Could not mark flow run %s alive: %r", flow_run_id, exc)
+                await asyncio.sleep(self._heartbeat_seconds)
 
     def _coerce_deps(self, deps: Any) -> Any:
         deps_type = self.deps_codec.deps_type
@@ -326,30 +413,135 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 ) from exc
         return deps
 
-    async def resume(self, flow_run_id: UUID | str, **overrides: Any) -> AgentRunResult[Any]:
-        """Resume a flow run of this agent that crashed (or was killed) in this or another process.
+    async def resume(
+        self, flow_run_id: UUID | str, *, stale_after: float | None = None, **overrides: Any
+    ) -> AgentRunResult[Any]:
+        """Resume a flow run of this agent whose process crashed or was killed, in this or another process.
 
-        The flow body runs again in this process with the same flow run id and the parameters the run was
-        started with; tasks that completed before the crash return their stored results instead of running.
+        The flow body runs again in this process with the same flow run id and the run's stored arguments; tasks
+        that completed before the crash return their stored results instead of running. Before anything runs,
+        the run is checked, and refused with a
+        [`ResumeRefusedError`][durable_agents.exceptions.ResumeRefusedError] (the run is left as it was) when:
+
+        - no flow run has this id ([`RunNotFoundError`][durable_agents.exceptions.RunNotFoundError]);
+        - it is a run of another flow ([`ForeignRunError`][durable_agents.exceptions.ForeignRunError]);
+        - it completed, was cancelled or is being cancelled
+          ([`RunFinishedError`][durable_agents.exceptions.RunFinishedError]);
+        - it was started with arguments that are not data (an `output_type`, a handler) that are not among
+          `overrides` ([`RunArgumentsMissingError`][durable_agents.exceptions.RunArgumentsMissingError]);
+        - it is alive: `RUNNING` or `PENDING` with a heartbeat newer than `stale_after` seconds (runs without a
+          heartbeat: a state change of the flow run or one of its task runs that recent), or `SCHEDULED`,
+          `PAUSED` or awaiting a retry, which its engine will run
+          ([`RunStillActiveError`][durable_agents.exceptions.RunStillActiveError]).
+
+        `CRASHED`, `FAILED` and stale `RUNNING` runs are resumed; the task runs the dead attempt left unfinished
+        are marked `CRASHED` first.
 
         Args:
             flow_run_id: The id of the flow run to resume.
-            **overrides: Parameters to pass instead of the stored ones, e.g. an `event_stream_handler` or an
-                `output_type` that could not be stored on the server.
+            stale_after: Seconds without a heartbeat after which a `RUNNING` run is taken for dead; default three
+                `heartbeat_seconds`. Clocks of the two machines must agree to within a fraction of it.
+            **overrides: Run arguments to pass instead of the stored ones, e.g. an `event_stream_handler` or an
+                `output_type`, which cannot be stored on the server.
         """
+        run_args = None
         async with get_client() as client:
-            flow_run = await client.read_flow_run(UUID(str(flow_run_id)))
+            flow_run = await self._resumable(
+                client, str(flow_run_id), 3 * self._heartbeat_seconds if stale_after is None else stale_after
+            )
+            run_args = flow_run.parameters.get(RUN_ARGS_PARAMETER)
+            missing = (
+                [k for k in unstored_run_args(run_args) if k not in overrides] if isinstance(run_args, str) else []
+            )
+            if missing:
+                raise RunArgumentsMissingError(
+                    str(flow_run_id),
+                    f"it was started with {', '.join(missing)}, which cannot be stored on the server",
+                    f"pass {'them' if len(missing) > 1 else 'it'} again, e.g. `resume(run_id, {missing[0]}=...)` "
+                    "(`None` to go on without)",
+                )
+            await self._crash_unfinished_tasks(client, flow_run)
         parameters: dict[str, Any] = dict(flow_run.parameters)
         stored_kwargs = cast(dict[str, Any], parameters.pop("kwargs", None) or {})
-        parameters.update({k: v for k, v in stored_kwargs.items() if not _is_placeholder(v)})
-        parameters = {k: v for k, v in parameters.items() if not _is_placeholder(v)}
+        if isinstance(run_args, str):
+            # Started by `run()`: every argument that is data is in the frame; the others were never stored.
+            parameters = {RUN_ARGS_PARAMETER: run_args}
+        else:
+            # Started from a deployment, whose parameters are JSON data as given. A run started by an older
+            # durable_agents has '<TypeName>' placeholders among its other arguments.
+            parameters = {k: v for k, v in parameters.items() if v is not None}
+            parameters.update({k: v for k, v in stored_kwargs.items() if not _is_placeholder(v)})
         parameters.update(overrides)
-        known = {"user_prompt", "deps", "message_history"}
-        flow_parameters = {k: v for k, v in parameters.items() if k in known}
-        flow_parameters["kwargs"] = {k: v for k, v in parameters.items() if k not in known}
+        named = {"user_prompt", "deps", "message_history", RUN_ARGS_PARAMETER}
+        flow_parameters = {k: v for k, v in parameters.items() if k in named}
+        flow_parameters["kwargs"] = {k: v for k, v in parameters.items() if k not in named}
         return cast(
             AgentRunResult[Any], await run_flow_async(self._flow, flow_run=flow_run, parameters=flow_parameters)
         )
+
+    async def _resumable(self, client: PrefectClient, run_id: str, stale_after: float) -> FlowRun:
+        """The flow run, if `resume()` may run it (see there); otherwise a `ResumeRefusedError`."""
+        try:
+            flow_run = await client.read_flow_run(UUID(run_id))
+        except (ValueError, ObjectNotFound):
+            raise RunNotFoundError(
+                run_id,
+                "the Prefect server has no flow run with this id",
+                "pass the id of a flow run of this agent (`PrefectAgent.run()` starts one; the Prefect UI lists them) "
+                "and check that PREFECT_API_URL points at the server that ran it",
+            ) from None
+        flow = await client.read_flow(flow_run.flow_id)
+        if flow.name != self.name:
+            raise ForeignRunError(
+                run_id,
+                f"it is a run of flow {flow.name!r}, not of agent {self.name!r}",
+                f"resume it with the PrefectAgent of agent {flow.name!r}, or pass a run of {self.name!r}",
+            )
+        state = flow_run.state
+        kind = state.type if state is not None else StateType.PENDING
+        if kind in (StateType.COMPLETED, StateType.CANCELLED, StateType.CANCELLING):
+            raise RunFinishedError(
+                run_id,
+                f"it is {kind.value}, so resuming would run it again",
+                "start a new run with `run()` (pass `message_history=` to continue its conversation)",
+            )
+        if kind in (StateType.SCHEDULED, StateType.PAUSED) or (state is not None and state.name == "AwaitingRetry"):
+            raise RunStillActiveError(
+                run_id,
+                f"it is {state.name if state is not None else kind.value} and Prefect will run it",
+                "let Prefect run it, or cancel it and start a new run",
+            )
+        if kind in (StateType.RUNNING, StateType.PENDING):
+            age = time.time() - await self._last_sign_of_life(client, flow_run)
+            if age < stale_after:
+                raise RunStillActiveError(
+                    run_id,
+                    f"it is {kind.value} and gave a sign of life {age:.0f}s ago (a run is taken for dead after "
+                    f"{stale_after:.0f}s without one), so a process may still be running it",
+                    f"if its process is gone, resume it again in {stale_after - age:.0f}s; otherwise let it finish",
+                )
+        return flow_run
+
+    async def _last_sign_of_life(self, client: PrefectClient, flow_run: FlowRun) -> float:
+        beat = flow_run.labels.get(HEARTBEAT_LABEL)
+        if isinstance(beat, int | float) and not isinstance(beat, bool):
+            return float(beat)
+        # A run without heartbeats (started by an older durable_agents): its latest state change.
+        times: list[datetime | None] = [flow_run.state.timestamp if flow_run.state is not None else flow_run.created]
+        task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+        times.extend(t.state.timestamp for t in task_runs if t.state is not None)
+        return max(t.timestamp() for t in times if t is not None)
+
+    async def _crash_unfinished_tasks(self, client: PrefectClient, flow_run: FlowRun) -> None:
+        """Mark the task runs that the dead attempt left running or pending `CRASHED`: nothing will finish them."""
+        task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+        for task_run in task_runs:
+            if task_run.state is not None and not task_run.state.is_final():
+                await client.set_task_run_state(
+                    task_run.id,
+                    Crashed(message=f"The process running flow run {flow_run.id} died; the run was resumed."),
+                    force=True,
+                )
 
     # ----------------------------------------------------------------- deployments
 

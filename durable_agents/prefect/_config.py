@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypedDict
 
 from prefect.cache_policies import CachePolicy
@@ -42,3 +43,7 @@ class TaskConfig(TypedDict, total=False):
     """Where outputs are stored (a block or a block slug); default: Prefect's local storage."""
     log_prints: bool
     """Send `print()` output of the unit to the Prefect logger."""
+    cache_expiration: timedelta | None
+    """How long a unit's stored result can be reused by a resume, a flow retry or
+    [`CROSS_RUN`][durable_agents.prefect.CROSS_RUN] (default 7 days); `None` keeps it for ever. Resuming a run
+    after its results expired runs its completed units again."""

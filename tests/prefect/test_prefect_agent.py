@@ -171,7 +171,7 @@ async def test_listing_and_calls_of_an_io_toolset_are_tasks(tmp_path: Path) -> N
     ],
 )
 def test_unknown_task_config_key_is_a_typed_error(tmp_path: Path, kwargs: dict[str, Any]) -> None:
-    with pytest.raises(UnknownConfigKeyError, match="Known keys: cache_policy"):
+    with pytest.raises(UnknownConfigKeyError, match="Known keys: cache_expiration, cache_policy"):
         PrefectAgent(counted_agent(_name("badcfg"), 1, tmp_path), **kwargs)
 
 

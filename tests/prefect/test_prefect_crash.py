@@ -1,15 +1,18 @@
-"""A hard-killed flow run is resumed; completed model requests and tools are not executed again."""
+"""A hard-killed flow run is resumed in a new process; completed model requests, tools and event deliveries are
+not executed again, and the model sees the run's prompt unchanged."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from _pf_support import flow_runs_of, lines, task_runs_of
+from pydantic_ai.messages import ImageUrl
 
 from durable_agents.testing import CRASH_ENV
 from durable_agents.testing._crash import CRASH_EXIT_CODE
@@ -19,8 +22,11 @@ pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 SCRIPT = Path(__file__).parent / "scripts" / "crash_agent.py"
 
 
-def _run(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, crash: str | None = None, prompt: str = "plain", seed: str = "1"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    env.update({"CRASH_AGENT_PROMPT": prompt, "PYTHONHASHSEED": seed})
     if crash:
         env[CRASH_ENV] = crash
     return subprocess.run(
@@ -28,23 +34,45 @@ def _run(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[st
     )
 
 
-async def test_killed_in_tool_2_of_4_resumes_without_re_executing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("prompt", "seen"),
+    [
+        ("plain", repr("go")),
+        # A prompt that looks like a '<TypeName>' placeholder of Prefect's, and multimodal content.
+        ("tag", repr("<task>do it</task>")),
+        # (pydantic-ai fills in the media type and identifier of an ImageUrl it sends.)
+        (
+            "multimodal",
+            repr(["look", ImageUrl("https://example.com/x.png", media_type="image/png", identifier="f27cce")]),
+        ),
+    ],
+)
+async def test_killed_in_tool_2_of_4_resumes_without_re_executing(tmp_path: Path, prompt: str, seen: str) -> None:
     name = f"crash_{uuid.uuid4().hex[:8]}"
-    crashed = _run("start", str(tmp_path), name, crash="call/step@2")
+    # Different hash seeds: the deps' set encodes in another order in the resuming process.
+    crashed = _run("start", str(tmp_path), name, crash="call/step@2", prompt=prompt, seed="1")
     assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr[-2000:]
     assert lines(tmp_path / "model.log") == ["model:0", "model:1"]
     assert lines(tmp_path / "tools.log") == ["0"]  # killed as tool 2 started
+    assert lines(tmp_path / "events.log") == ["r0"]
     [flow_run] = await flow_runs_of(name)
     assert flow_run.state is not None and flow_run.state.is_running()  # a killed run stays RUNNING
 
-    resumed = _run("resume", str(flow_run.id), str(tmp_path), name)
+    time.sleep(3.5)  # its heartbeat (every second) is stale after three: the run is dead, resume takes it
+    resumed = _run("resume", str(flow_run.id), str(tmp_path), name, seed="2")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
     assert (tmp_path / "output.txt").read_text() == "done: r0, r1, r2, r3"
-    # Every model request and every tool ran exactly once over both processes.
+    # Every model request, tool and event delivery ran exactly once over both processes.
     assert lines(tmp_path / "model.log") == ["model:0", "model:1", "model:2", "model:3", "model:4"]
     assert lines(tmp_path / "tools.log") == ["0", "1", "2", "3"]
+    assert lines(tmp_path / "events.log") == ["r0", "r1", "r2", "r3"]
+    # The model saw the prompt the run was started with, unchanged.
+    assert set(lines(tmp_path / "prompts.log")) == {seen}
     [after] = await flow_runs_of(name)
     assert after.id == flow_run.id and after.state is not None and after.state.is_completed()
-    names = [t.name for t in await task_runs_of(flow_run.id)]
-    assert names.count(f"{name}.toolset.agent.call/step") >= 4
+    task_runs = await task_runs_of(flow_run.id)
+    assert [t.name for t in task_runs].count(f"{name}.toolset.agent.call/step") >= 4
+    # A task run the killed process left RUNNING (if the server recorded it before the kill) was marked CRASHED by
+    # the resume: nothing stays RUNNING.
+    assert all(t.state is not None and t.state.is_final() for t in task_runs)
