@@ -34,10 +34,9 @@ conversations in equally configured runs.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -97,11 +96,16 @@ def project_message(message: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
-def _message_digest(chunk: bytes) -> str:
-    # Cached by the chunk's bytes: a run's history is re-hashed at every model request.
+def _message_digest(chunk: bytes, memo: MutableMapping[bytes, str] | None) -> str:
+    # A run's history is re-hashed at every model request, so the run keeps a memo (see `UnitOccurrences`). It is
+    # the run's, not the process's: a process-wide cache keyed by the chunks would keep every run's messages alive.
+    if memo is not None and (digest := memo.get(chunk)) is not None:
+        return digest
     projected = project_message(cast(Mapping[str, Any], pydantic_core.from_json(chunk)))
-    return hashlib.blake2b(pydantic_core.to_json(projected), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(pydantic_core.to_json(projected), digest_size=16).hexdigest()
+    if memo is not None:
+        memo[chunk] = digest
+    return digest
 
 
 def _project_frame(frame: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,7 +116,13 @@ def _project_frame(frame: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def project_payload(kind: UnitKind, payload: bytes, history: RunHistory | None = None) -> dict[str, Any]:
+def project_payload(
+    kind: UnitKind,
+    payload: bytes,
+    history: RunHistory | None = None,
+    *,
+    digests: MutableMapping[bytes, str] | None = None,
+) -> dict[str, Any]:
     """The stable projection of a unit input (see the module docs for what is dropped).
 
     Args:
@@ -120,6 +130,7 @@ def project_payload(kind: UnitKind, payload: bytes, history: RunHistory | None =
         payload: The encoded unit input.
         history: For model units, the run's whole message history and deps; the payload itself only holds
             the messages that are new (and deps only when it streams). `None` projects the payload alone.
+        digests: A memo of message digests by encoded message, kept by the caller for as long as the run.
     """
     frame = cast(Mapping[str, Any], pydantic_core.from_json(payload))
     projected: dict[str, Any] = {"frame": _project_frame(frame)}
@@ -130,12 +141,18 @@ def project_payload(kind: UnitKind, payload: bytes, history: RunHistory | None =
             projected["metadata"] = history.metadata.decode()
         else:
             messages = [pydantic_core.to_json(m) for m in cast(list[Any], frame.get("messages") or [])]
-        projected["messages"] = [_message_digest(c) for c in messages]
+        projected["messages"] = [_message_digest(c, digests) for c in messages]
     return projected
 
 
 def unit_fingerprint(
-    label: str, kind: UnitKind, payload: bytes, occurrence: int, history: RunHistory | None = None
+    label: str,
+    kind: UnitKind,
+    payload: bytes,
+    occurrence: int,
+    history: RunHistory | None = None,
+    *,
+    digests: MutableMapping[bytes, str] | None = None,
 ) -> str:
     """The fingerprint of one unit execution: label, projected input and occurrence number, hashed.
 
@@ -146,23 +163,35 @@ def unit_fingerprint(
         occurrence: How many units of this run had the same label and projection before this one (0, 1, ...).
         history: For model units, the run's whole history and deps; see
             [`project_payload`][durable_agents.prefect._cache.project_payload].
+        digests: A memo of message digests by encoded message, kept by the caller for as long as the run.
     """
-    data = {"label": label, "input": project_payload(kind, payload, history), "occurrence": occurrence}
+    data = {
+        "label": label,
+        "input": project_payload(kind, payload, history, digests=digests),
+        "occurrence": occurrence,
+    }
     return hashlib.sha256(pydantic_core.to_json(data)).hexdigest()
 
 
 class UnitOccurrences:
-    """Counts units by label and projection within one agent run, so identical calls get distinct keys."""
+    """Counts units by label and projection within one agent run, so identical calls get distinct keys.
+
+    It also keeps the digests of the run's messages, which every model request of the run hashes again; they go
+    when the run's `UnitOccurrences` does.
+    """
 
     def __init__(self) -> None:
         self._seen: Counter[str] = Counter()
+        self._digests: dict[bytes, str] = {}
 
     def next(self, label: str, kind: UnitKind, payload: bytes, history: RunHistory | None = None) -> str:
         """The fingerprint of the next unit with this input."""
-        base = unit_fingerprint(label, kind, payload, 0, history)
+        base = unit_fingerprint(label, kind, payload, 0, history, digests=self._digests)
         occurrence = self._seen[base]
         self._seen[base] += 1
-        return base if occurrence == 0 else unit_fingerprint(label, kind, payload, occurrence, history)
+        if occurrence == 0:
+            return base
+        return unit_fingerprint(label, kind, payload, occurrence, history, digests=self._digests)
 
 
 def _fingerprint(inputs: Mapping[str, Any]) -> str | None:

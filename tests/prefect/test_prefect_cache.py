@@ -4,6 +4,7 @@ under the opt-in `CROSS_RUN` policy."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from durable_agents._frames import ModelInput, ToolInput, encode
 from durable_agents._history import MESSAGE_TA
 from durable_agents._units import UnitKind
 from durable_agents.prefect import CROSS_RUN, PrefectAgent, TaskConfig, unit_fingerprint
-from durable_agents.prefect._cache import RunHistory
+from durable_agents.prefect._cache import RunHistory, UnitOccurrences
 
 pytestmark = pytest.mark.prefect
 
@@ -56,6 +57,21 @@ def _model_fp(run_id: str, history: list[bytes], deps: bytes = b"null", metadata
 
 T1 = datetime(2026, 1, 1, tzinfo=UTC)
 T2 = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
+
+
+def test_fingerprints_keep_no_message_of_a_run_once_the_run_is_done() -> None:
+    # Every model request re-hashes the run's history, so digests are memoised, but for the run only: a
+    # process-wide cache keyed by the encoded messages kept the last 4,096 of them alive after their runs ended.
+    history = _history("run-mem", T1)
+    payload = encode(ModelInput(run="run-mem:0", base=1, digest="d"))
+    before = [sys.getrefcount(chunk) for chunk in history]
+    occurrences = UnitOccurrences()
+    first = occurrences.next("a.model", UnitKind.MODEL, payload, RunHistory(history, b"null"))
+    again = occurrences.next("a.model", UnitKind.MODEL, payload, RunHistory(history, b"null"))
+    assert first != again  # the second identical request is occurrence 1
+    assert [sys.getrefcount(chunk) for chunk in history] != before  # held while the run lasts
+    del occurrences
+    assert [sys.getrefcount(chunk) for chunk in history] == before
 
 
 def test_tool_fingerprint_ignores_run_ids_and_keeps_real_inputs() -> None:
