@@ -38,13 +38,12 @@ def rss_mb() -> float:
 
 
 def cached_runs() -> int:
-    """How many runs the unit side's history cache holds (its public size if it has one)."""
+    """How many runs the unit side's history cache holds (its public count where it has one, as since v1)."""
     from durable_agents._history import HISTORY_CACHE
 
     cache: Any = HISTORY_CACHE
-    if hasattr(cache, "__len__"):
-        return len(cache)
-    return len(cache._runs)
+    runs = getattr(cache, "runs", None)
+    return runs if isinstance(runs, int) else len(cache._runs)
 
 
 def _tool(result_bytes: int) -> Callable[[int], Awaitable[str]]:
