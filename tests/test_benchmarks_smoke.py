@@ -38,6 +38,7 @@ def test_smoke_report_has_every_section(tmp_path: Path) -> None:
         "## 3. DBOS system-table rows and bytes per run",
         "## 4. Throughput",
         "## 5. Recovery after a crash",
+        "## 6. Memory over many runs",
         "## Errors",
     ):
         assert heading in report, heading
@@ -56,5 +57,8 @@ def test_smoke_report_has_every_section(tmp_path: Path) -> None:
     # History sizes are measured for both wrappers, and recovery re-sent no model request.
     assert re.search(r"^\| 8 \| [0-9,]+ \| [0-9]+ \| [0-9,]+ \| [0-9,]+ \| [0-9]+ \|", report, re.M)
     assert re.search(r"^\| DBOS, SQLite \| ours \| 0 \| 5 \| [0-9.]+ \| [0-9.]+ \| yes \|$", report, re.M)
+    # Memory: RSS sampled over sequential runs on both engines (numbers are reported, never asserted).
+    for engine in ("local", "DBOS, SQLite"):
+        assert re.search(rf"^\| {re.escape(engine)} \| 3 \| 20 \| [0-9.]+ \| [0-9.]+ \|", report, re.M), engine
     # System tables: ours journals one more step per tool call than pydantic-ai's default.
     assert re.search(r"^\| K=1 \| 6 \| [0-9,]+ \| 5 \| [0-9,]+ \| 6 \|", report, re.M)

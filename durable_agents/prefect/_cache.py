@@ -42,11 +42,10 @@ conversations in equally configured runs.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pydantic_core
@@ -84,6 +83,9 @@ class RunScope:
     """The run's `metadata`, as JSON."""
     model: str = ""
     """The identity of the run's model: the resolved model's `system:model_name` (or its `provider:model` string)."""
+    digests: dict[bytes, str] = field(default_factory=dict[bytes, str], compare=False, repr=False)
+    """Message digests by encoded message, kept for as long as the run: its history is re-hashed at every model
+    request. Per run, not per process: a process-wide cache keyed by the messages would keep every run's alive."""
 
 
 FINGERPRINT_PARAMETER = "fingerprint"
@@ -280,11 +282,14 @@ def project_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
-def _message_digest(chunk: bytes) -> str:
-    # Cached by the chunk's bytes: a run's history is re-hashed at every model request.
+def _message_digest(chunk: bytes, memo: dict[bytes, str] | None = None) -> str:
+    if memo is not None and (digest := memo.get(chunk)) is not None:
+        return digest
     projected = project_message(cast(Mapping[str, Any], pydantic_core.from_json(chunk)))
-    return hashlib.blake2b(pydantic_core.to_json(projected), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(pydantic_core.to_json(projected), digest_size=16).hexdigest()
+    if memo is not None:
+        memo[chunk] = digest
+    return digest
 
 
 def _project_frame(frame: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
@@ -321,7 +326,8 @@ def project_payload(kind: UnitKind, payload: bytes, scope: RunScope | None = Non
     if kind is UnitKind.MODEL:
         if messages is None:
             messages = [pydantic_core.to_json(m) for m in cast(list[Any], frame.get("messages") or [])]
-        projected["messages"] = [_message_digest(c) for c in messages]
+        memo = scope.digests if scope is not None else None
+        projected["messages"] = [_message_digest(c, memo) for c in messages]
     return projected
 
 
