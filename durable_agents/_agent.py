@@ -49,7 +49,7 @@ from ._context import check_carried
 from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
 from ._fingerprint import agent_fingerprint
-from ._history import HISTORY_CACHE
+from ._history import HISTORY_CACHE, MessageLog
 from ._model import DurableModel, model_unit_body
 from ._model_ids import (
     NamedModel,
@@ -470,6 +470,10 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             _RUN_HANDLER.reset(handler_token)
             CURRENT_RUN.reset(run_token)
             HISTORY_CACHE.forget(run_key)
+            # An idle worker thread keeps the context of its last call, and with it this state: let the
+            # conversation go now rather than when the thread runs something else.
+            state.log = MessageLog()
+            state.listings.clear()
 
     def _refuse_in_container(self, method: str) -> None:
         if self.in_container():

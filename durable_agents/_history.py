@@ -76,6 +76,8 @@ class _Chain:
     digests: list[bytes] = field(default_factory=lambda: [b""])
     params: tuple[str, ModelRequestParameters] | None = None
     """The last request parameters, with their digest (they rarely change within a run)."""
+    params_nbytes: int = 0
+    """The encoded size of the request parameters (tool definitions can outweigh a short conversation)."""
     nbytes: int = 0
     """The encoded size of every message held."""
 
@@ -204,6 +206,7 @@ class HistoryCache:
         """At most this many runs are held (0 holds none: every request after a run's first misses)."""
         self._runs: OrderedDict[str, _Chain] = OrderedDict()
         self._held: dict[str, int] = {}
+        self._shared_params: weakref.WeakValueDictionary[str, ModelRequestParameters] = weakref.WeakValueDictionary()
         self._bytes = 0
         self._lock = threading.Lock()
         self._live: weakref.WeakValueDictionary[str, MessageLog] = weakref.WeakValueDictionary()
@@ -255,8 +258,16 @@ class HistoryCache:
                 self._live.clear()
 
     def _store(self, run_key: str, chain: _Chain) -> None:
-        self._bytes += chain.nbytes - self._held.get(run_key, 0)
-        self._held[run_key] = chain.nbytes
+        if chain.params is not None:
+            # Runs of one agent mostly send the same parameters: hold one copy, and count it per run anyway.
+            digest, params = chain.params
+            shared = self._shared_params.setdefault(digest, params)
+            chain.params = (digest, shared)
+            if not chain.params_nbytes:
+                chain.params_nbytes = len(_PARAMS_TA.dump_json(shared))
+        size = chain.nbytes + chain.params_nbytes
+        self._bytes += size - self._held.get(run_key, 0)
+        self._held[run_key] = size
         self._runs[run_key] = chain
         self._runs.move_to_end(run_key)
         while self._runs and (len(self._runs) > self.max_runs or self._bytes > self.max_bytes):
@@ -317,6 +328,8 @@ class HistoryCache:
                     chain.params = found.params
                 params = chain.params[1]
             elif params is not None and params_digest is not None:
+                if chain.params is None or chain.params[0] != params_digest:
+                    chain.params_nbytes = 0
                 chain.params = (params_digest, params)
             if base:
                 self.hits += 1
@@ -365,6 +378,8 @@ class HistoryCache:
         with self._lock:
             self.misses += 1
 
+
+_PARAMS_TA: TypeAdapter[ModelRequestParameters] = TypeAdapter(ModelRequestParameters)
 
 HISTORY_CACHE = HistoryCache()
 """The process-wide cache on the unit side."""

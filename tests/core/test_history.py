@@ -212,3 +212,20 @@ def test_the_unit_cache_is_bounded_in_bytes_and_evicts_the_oldest_run() -> None:
         assert cache.nbytes <= 10_000
     assert cache.runs < 10
     assert cache.resolve("run-0", 1, "ff", []) is None  # the oldest went first
+
+
+def test_request_parameters_count_against_the_budget_and_are_held_once() -> None:
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+    from pydantic_ai.models import ModelRequestParameters
+    from pydantic_ai.tools import ToolDefinition
+
+    tools = [ToolDefinition(name=f"tool_{i}", description="d" * 500) for i in range(40)]
+    cache = HistoryCache()
+    for n in range(3):
+        params = ModelRequestParameters(function_tools=list(tools))
+        message = ModelRequest(parts=[UserPromptPart("hi")])
+        assert cache.resolve(f"run-{n}", 0, "", [message], params_digest="same-tools", params=params) is not None
+    # Forty tool definitions outweigh the one-message conversations, and the budget sees them.
+    assert cache.nbytes > 3 * 20_000
+    held = {id(chain.params[1]) for chain in cache._runs.values() if chain.params is not None}  # pyright: ignore[reportPrivateUsage]
+    assert len(held) == 1
