@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 from durable_agents.temporal import DurableAgentsPlugin
 from tests.temporal import workflows as w
 
-HISTORIES = Path(__file__).parent / "histories" / "v0"
+HISTORIES = Path(__file__).parent / "histories" / "v1"
 
 # (file name, workflow run method, argument)
 RECORDINGS = (

@@ -17,8 +17,9 @@ from .make_histories import HISTORIES, RECORDINGS
 pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
 
 
-# Every released unit format keeps its histories here: `v0-early` (before request-parameter deltas) and `v0`
-# (the unversioned format of December 2026). New code must replay all of them.
+# Every unit format keeps its histories here: `v0-early` (before request-parameter deltas), `v0` (the unversioned
+# format of December 2026, binary payloads) and `v1` (versioned frames as json/plain payloads). New code must
+# replay all of them.
 FORMATS = sorted(p.name for p in HISTORIES.parent.iterdir() if p.is_dir())
 
 
