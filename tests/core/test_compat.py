@@ -175,3 +175,16 @@ def test_current_frames_carry_the_current_version() -> None:
     data = encode(ToolInput(tool="t", args={"a": 1}))
     assert data.startswith(b'{"t":"call","v":')
     assert json.loads(data)["v"] == PROTOCOL_VERSION
+
+
+V1 = Path(__file__).parents[1] / "compat" / "v1" / "payloads.json"
+
+
+def test_every_v1_payload_decodes() -> None:
+    records = json.loads(V1.read_text())["records"]
+    assert {r["kind"] for r in records} == {"model", "call", "list", "events"}
+    for record in records:
+        unit_input = decode_input(_b(record["input"]))
+        outcome = decode_outcome(_b(record["output"]))
+        assert unit_input.v == 1 and outcome.v == 1
+        assert decode_input(encode(unit_input)) == unit_input
