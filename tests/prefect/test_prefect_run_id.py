@@ -3,6 +3,7 @@ in the same flow run without re-executing anything, and a start after it complet
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -17,12 +18,13 @@ from _pf_support import flow_runs_of, lines
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import AgentStreamEvent, FunctionToolResultEvent
 
+from durable_agents.exceptions import RunStillActiveError
 from durable_agents.prefect import PrefectAgent
 from durable_agents.prefect._agent import RUN_ID_TAG_PREFIX
 from durable_agents.testing import CRASH_ENV, CallCounter, tool_loop_model
 from durable_agents.testing._crash import CRASH_EXIT_CODE
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = pytest.mark.prefect
 
 SCRIPT = Path(__file__).parent / "scripts" / "crash_agent.py"
 
@@ -55,6 +57,7 @@ def _twin(name: str, work: Path) -> PrefectAgent[Deps, str]:
     return PrefectAgent(agent, event_stream_handler=handler, heartbeat_seconds=1)
 
 
+@pytest.mark.slow
 async def test_a_killed_run_started_again_with_its_run_id_goes_on_and_then_returns_its_stored_output(
     tmp_path: Path,
 ) -> None:
@@ -97,3 +100,39 @@ async def test_a_killed_run_started_again_with_its_run_id_goes_on_and_then_retur
     assert [r.id for r in await flow_runs_of(name)] == [flow_run.id]
     assert len(lines(tmp_path / "model.log")) == 5 and len(lines(tmp_path / "tools.log")) == 4
     assert len(lines(tmp_path / "events.log")) == 4
+
+
+async def test_a_live_run_is_refused_and_a_failed_run_is_run_again_in_the_same_flow_run(tmp_path: Path) -> None:
+    name = f"runid_{uuid.uuid4().hex[:8]}"
+    release = asyncio.Event()
+    fail = [True]
+    agent: Agent[None, str] = Agent(tool_loop_model(1, counter=CallCounter(tmp_path / "model.log")), name=name)
+
+    @agent.tool_plain
+    async def step(i: int) -> str:
+        with (tmp_path / "tools.log").open("a") as f:
+            f.write(f"{i}\n")
+        await release.wait()
+        if fail[0]:
+            raise RuntimeError("provider down")
+        return f"r{i}"
+
+    prefect_agent = PrefectAgent(agent)
+    first = asyncio.create_task(prefect_agent.run("go", run_id="live"))
+    while not lines(tmp_path / "tools.log"):
+        await asyncio.sleep(0.1)
+    with pytest.raises(RunStillActiveError, match="gave a sign of life"):
+        await asyncio.wait_for(prefect_agent.run("go", run_id="live"), 30)  # a second flow run would wait
+    release.set()
+    with pytest.raises(RuntimeError, match="provider down"):
+        await first
+    [flow_run] = await flow_runs_of(name)
+    assert flow_run.state is not None and flow_run.state.is_failed()
+
+    fail[0] = False
+    result = await prefect_agent.run("go", run_id="live")
+    assert result.output == "done: r0"
+    [after] = await flow_runs_of(name)
+    assert after.id == flow_run.id and after.state is not None and after.state.is_completed()
+    assert lines(tmp_path / "model.log") == ["model:0", "model:1"]  # the first request was not asked again
+    assert lines(tmp_path / "tools.log") == ["0", "0"]  # the failed tool got a new attempt
