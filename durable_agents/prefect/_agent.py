@@ -20,13 +20,13 @@ from typing import Any, cast
 from uuid import UUID
 
 import pydantic_core
-from prefect import Flow, Task, serve
+from prefect import Flow, Task, serve, tags
 from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.context import FlowRunContext
 from prefect.deployments.runner import RunnerDeployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import MissingResult, ObjectNotFound
 from prefect.flow_engine import run_flow_async
 from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
@@ -60,7 +60,7 @@ from ..exceptions import (
 from ._cache import FINGERPRINT_PARAMETER, RUN_PARAMETER, RUN_SCOPED, RunScope, UnitOccurrences
 from ._config import TaskConfig
 
-__all__ = ["DEFAULT_CACHE_EXPIRATION", "HEARTBEAT_LABEL", "RUN_ARGS_PARAMETER", "PrefectAgent"]
+__all__ = ["DEFAULT_CACHE_EXPIRATION", "HEARTBEAT_LABEL", "RUN_ARGS_PARAMETER", "RUN_ID_TAG_PREFIX", "PrefectAgent"]
 
 _HISTORY_TA: TypeAdapter[list[ModelMessage]] = TypeAdapter(list[ModelMessage])
 
@@ -70,6 +70,9 @@ HEARTBEAT_LABEL = "durable-agents.heartbeat"
 """Flow run label that the flow body of a `PrefectAgent` run sets to the time (Unix seconds) while it is alive."""
 RUN_ARGS_PARAMETER = "run_args"
 """Flow parameter holding the run's arguments as a JSON frame (see `_run_args.py`)."""
+RUN_ID_TAG_PREFIX = "durable-agents-run:"
+"""A flow run started by `run(..., run_id=...)` is tagged with this prefix and the id, so a later `run()` of the
+same id finds it."""
 
 DEFAULT_CACHE_EXPIRATION = timedelta(days=7)
 """How long a unit's stored result can be reused (by a resume, a flow retry, or `CROSS_RUN`) unless
@@ -144,6 +147,10 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
     (`<agent>.model`, `<agent>.toolset.<id>.call`, ...), with the tool name in the task run name.
     Completed tasks are cached for the flow run (see [`RUN_SCOPED`][durable_agents.prefect.RUN_SCOPED]),
     so [`resume`][durable_agents.prefect.PrefectAgent.resume] after a crash skips them.
+
+    `run(..., run_id=...)` is idempotent: the flow run is tagged `durable-agents-run:<run_id>`, and a later
+    `run()` with that id returns the stored result of a completed run, resumes a crashed, failed or dead one,
+    and refuses one that is alive (`RunStillActiveError`) instead of starting a second flow run.
     """
 
     engine = "prefect"
@@ -347,7 +354,43 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         # Prefect stores flow parameters as JSON and writes '<TypeName>' for what it cannot encode: the run's data
         # goes in one frame of our own instead; what is not data (output_type, a handler) is passed as it is.
         frame, rest = encode_run_args(self.deps_codec, user_prompt, kwargs)
-        return await self._flow(**{RUN_ARGS_PARAMETER: frame}, **rest)
+        run_id = kwargs.get("run_id")
+        if not isinstance(run_id, str) or FlowRunContext.get() is not None:
+            # Without an id (or as a subflow of the user's flow, which owns its own durability): a new flow run.
+            return await self._flow(**{RUN_ARGS_PARAMETER: frame}, **rest)
+        existing = await self._flow_run_of(run_id)
+        if existing is None:
+            with tags(RUN_ID_TAG_PREFIX + run_id):
+                return await self._persisting_flow()(**{RUN_ARGS_PARAMETER: frame}, **rest)
+        state = existing.state
+        if state is not None and state.is_completed():
+            try:
+                return cast(AgentRunResult[Any], await state.aresult())
+            except MissingResult as exc:
+                raise RunFinishedError(
+                    str(existing.id),
+                    f"run {run_id!r} completed, but its stored result is gone ({exc})",
+                    "start it with a new `run_id` to run it again",
+                ) from exc
+        # Crashed, killed (stale RUNNING) or failed: go on with the same flow run, skipping completed tasks. A run
+        # that is alive or cancelled is refused (`RunStillActiveError`, `RunFinishedError`).
+        return await self.resume(existing.id, **rest)
+
+    def _persisting_flow(self) -> Flow[..., Any]:
+        """The flow, storing its result: a `run()` of a completed run's `run_id` returns it.
+
+        Only runs with a `run_id` store it, so an output that cannot be pickled fails no other run.
+        """
+        return self._flow.with_options(persist_result=True)
+
+    async def _flow_run_of(self, run_id: str) -> FlowRun | None:
+        """The flow run of this agent that `run(..., run_id=run_id)` started, if any (the oldest, after a race)."""
+        async with get_client() as client:
+            flow_runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[self.name])),
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[RUN_ID_TAG_PREFIX + run_id])),
+            )
+        return min(flow_runs, key=lambda r: (r.created is None, r.created or datetime.min), default=None)
 
     # ----------------------------------------------------------------- the flow
 
@@ -475,9 +518,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         named = {"user_prompt", "deps", "message_history", RUN_ARGS_PARAMETER}
         flow_parameters = {k: v for k, v in parameters.items() if k in named}
         flow_parameters["kwargs"] = {k: v for k, v in parameters.items() if k not in named}
-        return cast(
-            AgentRunResult[Any], await run_flow_async(self._flow, flow_run=flow_run, parameters=flow_parameters)
-        )
+        tagged = any(t.startswith(RUN_ID_TAG_PREFIX) for t in flow_run.tags)
+        flow = self._persisting_flow() if tagged else self._flow
+        return cast(AgentRunResult[Any], await run_flow_async(flow, flow_run=flow_run, parameters=flow_parameters))
 
     async def _resumable(self, client: PrefectClient, run_id: str, stale_after: float) -> FlowRun:
         """The flow run, if `resume()` may run it (see there); otherwise a `ResumeRefusedError`."""

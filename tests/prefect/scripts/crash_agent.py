@@ -2,8 +2,8 @@
 
 Model requests are counted in `<dir>/model.log`, tool executions in `<dir>/tools.log`, the prompt each model
 request sees in `<dir>/prompts.log`, and the tool results the event-stream handler gets in `<dir>/events.log`.
-`CRASH_AGENT_PROMPT` picks the prompt (`plain`, `tag`, `multimodal`). The deps hold a set, whose JSON order
-depends on PYTHONHASHSEED: start and resume run with different seeds.
+`CRASH_AGENT_PROMPT` picks the prompt (`plain`, `tag`, `multimodal`); `CRASH_AGENT_RUN_ID`, if set, is the
+`run_id`. The deps hold a set, whose JSON order depends on PYTHONHASHSEED: start and resume run with different seeds.
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ async def main() -> None:
     inject_crash()
     if sys.argv[1] == "start":
         prompt = PROMPTS[os.environ.get("CRASH_AGENT_PROMPT", "plain")]
-        result = await prefect_agent.run(prompt, deps=Deps({"alpha", "beta", "gamma", "delta", "epsilon"}))
+        deps = Deps({"alpha", "beta", "gamma", "delta", "epsilon"})
+        run_id = os.environ.get("CRASH_AGENT_RUN_ID")
+        result = await prefect_agent.run(prompt, deps=deps, **({"run_id": run_id} if run_id else {}))
     else:
         result = await prefect_agent.resume(sys.argv[2])
     (WORK / "output.txt").write_text(result.output)
