@@ -24,7 +24,8 @@ async def main() -> None:
         await agent.run("go")
         raise SystemExit("the run finished: the crash did not happen")
     t0 = time.perf_counter()
-    result = await agent.resume(args.flow_run_id)
+    # The crashed process is known to be dead (this benchmark killed it), so the run need not look stale first.
+    result = await agent.resume(args.flow_run_id, stale_after=0)
     t1 = time.perf_counter()
     with open(args.out, "w") as f:
         json.dump({"output": result.output, "resume_to_result": t1 - t0, "process_to_result": t1 - T_START}, f)
