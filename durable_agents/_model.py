@@ -26,8 +26,10 @@ from ._context import restore_ctx, snapshot_ctx
 from ._errors import error_outcome, rebuild_error
 from ._frames import (
     ErrorOutcome,
+    Input,
     MissOutcome,
     ModelInput,
+    Outcome,
     ResponseOutcome,
     SegmentInput,
     StagedOutcome,
@@ -200,28 +202,12 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
         return encode(error_outcome(exc))
     if isinstance(request, SegmentInput):
         notify(UnitEvent(unit.name, UnitKind.MODEL, f"{unit.name}/history", owner.name))
-        held = await _resolve(
-            owner,
-            request.run,
-            base=request.base,
-            digest=request.digest,
-            messages=request.messages,
-            params_digest=None,
-            params=None,
-        )
+        held = await _resolve(owner, request)
         return encode(StagedOutcome() if held is not None else MissOutcome())
     if not isinstance(request, ModelInput):
         return encode(error_outcome(UnitFailedError(unit.name, "ProtocolError", f"unexpected input {request.t!r}")))
     notify(UnitEvent(unit.name, UnitKind.MODEL, unit.name, owner.name))
-    resolved = await _resolve(
-        owner,
-        request.run,
-        base=request.base,
-        digest=request.digest,
-        messages=request.messages,
-        params_digest=request.params_digest,
-        params=request.params,
-    )
+    resolved = await _resolve(owner, request)
     if resolved is None:
         HISTORY_CACHE.note_miss()
         return encode(MissOutcome())
@@ -272,26 +258,32 @@ def _stamped(response: ModelResponse, messages: list[ModelMessage], model_id: st
 
 
 async def _resolve(
-    owner: DurableAgent[Any, Any],
-    run: str,
-    *,
-    base: int,
-    digest: str,
-    messages: list[ModelMessage],
-    params_digest: str | None,
-    params: ModelRequestParameters | None,
+    owner: DurableAgent[Any, Any], request: ModelInput | SegmentInput
 ) -> tuple[list[ModelMessage], ModelRequestParameters | None] | None:
-    """The run's full history for a request: from the cache, the container's live log, or the engine's record."""
-    resolved = HISTORY_CACHE.resolve(run, base, digest, messages, params_digest=params_digest, params=params)
+    """The run's full history for a request or a history piece (which needs no request parameters).
+
+    Looked up in the cache, then the container's live log, then the engine's record of the run.
+    """
+    params_digest, params = (request.params_digest, request.params) if isinstance(request, ModelInput) else (None, None)
+
+    def resolve(records: list[tuple[Input, Outcome | None]] | None = None) -> Any:
+        return HISTORY_CACHE.resolve(
+            request.run,
+            request.base,
+            request.digest,
+            request.messages,
+            params_digest=params_digest,
+            params=params,
+            records=records,
+        )
+
+    resolved = resolve()
     if resolved is not None or not HISTORY_CACHE.read_engine_records:
         return resolved
     records = await owner.recorded_exchanges(owner.model_unit)
     if not records:
         return None
-    exchanges = [(decode_input(i), None if o is None else decode_outcome(o)) for i, o in records]
-    return HISTORY_CACHE.resolve(
-        run, base, digest, messages, params_digest=params_digest, params=params, records=exchanges
-    )
+    return resolve([(decode_input(i), None if o is None else decode_outcome(o)) for i, o in records])
 
 
 async def _drain_guard(streamed: StreamedResponse) -> AsyncIterator[Any]:
