@@ -259,24 +259,37 @@ def snapshot_ctx(ctx: RunContext[Any]) -> dict[str, Any]:
     Raises:
         SerializationError: A carried field holds a value that cannot cross into a unit unchanged.
     """
-    snap = {name: _encode(name, codec, getattr(ctx, name)) for name, codec in CARRIED.items()}
-    # A field at its default is left out (`restore_ctx` gives it the default again): every unit input carries this.
-    return {name: value for name, value in snap.items() if name not in _DEFAULTS or _DEFAULTS[name] != value}
+    snap: dict[str, Any] = {}
+    for name, codec in CARRIED.items():
+        value = getattr(ctx, name)
+        raw = _RAW_DEFAULTS.get(name, _NO_DEFAULT)
+        if raw is not _NO_DEFAULT and type(value) is type(raw) and value == raw:
+            continue  # at its default (most fields, in most units): nothing to encode
+        encoded = _encode(name, codec, value)
+        # A field at its default is left out (`restore_ctx` gives it the default again): every unit input carries this.
+        if name not in _DEFAULTS or _DEFAULTS[name] != encoded:
+            snap[name] = encoded
+    return snap
 
 
-def _encoded_defaults() -> dict[str, Any]:
+def _raw_defaults() -> dict[str, Any]:
+    """The default of every carried field that has one, as the field holds it."""
     defaults: dict[str, Any] = {}
     for f in dataclasses.fields(RunContext):
         if f.name not in CARRIED:
             continue
         if f.default is not dataclasses.MISSING:
-            default = f.default
+            defaults[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            continue
+            defaults[f.name] = f.default_factory()
+    return defaults
+
+
+def _encoded_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for name, default in raw.items():
         with contextlib.suppress(ValueError, TypeError):
-            defaults[f.name] = CARRIED[f.name].encode(default)
+            defaults[name] = CARRIED[name].encode(default)
     return defaults
 
 
@@ -296,7 +309,10 @@ def restore_ctx(snap: Mapping[str, Any], deps: Any, model: Model) -> RunContext[
     return RunContext(deps=deps, model=model, **fields)
 
 
-_DEFAULTS: dict[str, Any] = _encoded_defaults()
+_NO_DEFAULT: Any = object()
+_RAW_DEFAULTS: dict[str, Any] = _raw_defaults()
+"""The default of every carried field that has one: a field equal to it (and of its type) is not encoded."""
+_DEFAULTS: dict[str, Any] = _encoded_defaults(_RAW_DEFAULTS)
 """The encoded default of every carried field that has one."""
 
 

@@ -36,8 +36,10 @@ from ._frames import (
     decode_input,
     decode_outcome,
     encode,
+    encode_response,
+    response_json,
 )
-from ._history import HISTORY_CACHE
+from ._history import HISTORY_CACHE, encode_message
 from ._model_ids import NamedModel
 from ._observers import UnitEvent, notify
 from ._policy import is_fatal
@@ -120,16 +122,19 @@ class DurableModel(WrapperModel):
             await self._stage(state, base)
             request.base, request.digest, request.messages = state.log.length, state.log.digest(state.log.length), []
             payload = self._encode(request)
-        outcome = decode_outcome(await owner.call_unit(unit, payload, label=unit.name))
+        answer = await owner.call_unit(unit, payload, label=unit.name)
+        outcome = decode_outcome(answer)
         if isinstance(outcome, MissOutcome):
-            outcome = await self._resend(state, request)
+            answer = await self._resend(state, request)
+            outcome = decode_outcome(answer)
         if isinstance(outcome, ErrorOutcome):
             raise rebuild_error(unit.name, outcome)
         if not isinstance(outcome, ResponseOutcome):
             raise UnitFailedError(unit.name, "ProtocolError", f"a model unit answered {outcome.t!r}")
-        response = _stamped(outcome.response, messages, self.model_id)
-        state.log.add_response(response)
-        return response
+        # The unit stamped the response already; if it did not (an older unit), the encoding changes with the stamp.
+        stamped = _stamp(outcome.response, messages, self.model_id)
+        state.log.add_response(outcome.response, None if stamped else response_json(answer))
+        return outcome.response
 
     def _encode(self, request: ModelInput | SegmentInput) -> bytes:
         try:
@@ -140,7 +145,7 @@ class DurableModel(WrapperModel):
                 "Fix: use plain values (numbers, strings, dicts) in model_settings and message content."
             ) from exc
 
-    async def _resend(self, state: RunState, request: ModelInput) -> Any:
+    async def _resend(self, state: RunState, request: ModelInput) -> bytes:
         """After a miss: resend the whole history, in one unit if it fits the engine's limit, else in pieces."""
         owner = self._owner
         unit = owner.model_unit
@@ -161,15 +166,15 @@ class DurableModel(WrapperModel):
             await self._stage(state, 0)
             full.base, full.digest, full.messages = state.log.length, state.log.digest(state.log.length), []
             payload = self._encode(full)
-        outcome = decode_outcome(await owner.call_unit(unit, payload, label=unit.name))
-        if isinstance(outcome, MissOutcome):
+        answer = await owner.call_unit(unit, payload, label=unit.name)
+        if isinstance(decode_outcome(answer), MissOutcome):
             raise HistoryUnavailableError(
                 f"The model unit of agent {owner.name!r} could not obtain the run's history, even after it was "
                 "resent in pieces: the pieces ran on workers that do not share a cache and the engine's record of "
                 "the run could not be read. Fix: let activity workers read workflow histories, or raise the "
                 "engine's payload limit so the history fits one unit."
             )
-        return outcome
+        return answer
 
     async def _stage(self, state: RunState, start: int) -> None:
         """Send the history from `start` on ahead of a request, in pieces that each fit the engine's limit."""
@@ -227,34 +232,36 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
         else:
             response = await model.request(messages, settings, params)
         # Stamped before it is recorded, so the engine's record holds the response exactly as both sides do.
-        response = _stamped(response, messages, model.model_id)
+        _stamp(response, messages, model.model_id)
         try:
-            data = encode(ResponseOutcome(response=response))
+            chunk = encode_message(response)
         except pydantic_core.PydanticSerializationError as exc:
             raise SerializationError(f"The response of the model in {unit.name} cannot be serialized: {exc}") from exc
+        data = encode_response(chunk)
         if owner.max_payload_bytes is not None and len(data) > owner.max_payload_bytes:
             raise PayloadTooLargeError(f"The model response in {unit.name}", len(data), owner.max_payload_bytes)
     except Exception as exc:
         if is_fatal(exc):
             return encode(error_outcome(exc))
         raise
-    HISTORY_CACHE.add_response(request.run, len(messages), response)
+    HISTORY_CACHE.add_response(request.run, len(messages), response, chunk)
     return data
 
 
-def _stamped(response: ModelResponse, messages: list[ModelMessage], model_id: str) -> ModelResponse:
-    """Fill in what the agent graph stamps on a response when it commits it (only where unset).
+def _stamp(response: ModelResponse, messages: list[ModelMessage], model_id: str) -> bool:
+    """Fill in what the agent graph stamps on a response when it commits it (only where unset); `True` if it did.
 
     Both sides stamp the same values (the run ids of the request that was answered, and the serving model's id),
     so the response the container records is byte for byte the one the unit side holds, and it is not sent back
     with the next request.
     """
+    before = (response.model_id, response.run_id, response.conversation_id)
     response.model_id = response.model_id or model_id
     request = next((m for m in reversed(messages) if m.kind == "request"), None)
     if request is not None:
         response.run_id = response.run_id or request.run_id
         response.conversation_id = response.conversation_id or request.conversation_id
-    return response
+    return before != (response.model_id, response.run_id, response.conversation_id)
 
 
 async def _resolve(
