@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
+import json
 import os
 import re
 import shutil
@@ -275,3 +276,22 @@ async def test_retry_after_holds_the_next_attempt_back(engine: Engine, fresh: Fa
     assert await engine.run_faults() == "done"
     assert fresh.statuses == [503, 200]
     assert fresh.times[1] - fresh.times[0] >= 2.0
+
+
+@pytest.mark.prefect
+@PREFECT_WARNING_FILTERS[0]
+@PREFECT_WARNING_FILTERS[1]
+@PREFECT_WARNING_FILTERS[2]
+@PREFECT_WARNING_FILTERS[3]
+async def test_prefect_stores_unit_results_as_plain_json(prefect_engine: Engine, fresh: FakeOpenAIServer) -> None:
+    from ..conftest import _ROOT  # pyright: ignore[reportPrivateUsage]
+
+    def stored() -> set[Path]:
+        return {p for p in _ROOT.rglob("*") if p.is_file() and "storage" in p.parts}
+
+    before = stored()
+    assert await prefect_engine.run_secrets("token") == "done"
+    new = stored() - before
+    assert len(new) >= 3, sorted(p.name for p in stored())  # model, tool call, model
+    serializers = [json.loads(p.read_bytes())["metadata"]["serializer"] for p in new]
+    assert all(s["type"] == "json" and s["object_decoder"] is None for s in serializers), serializers
