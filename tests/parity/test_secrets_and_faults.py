@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# A worker imports its model SDK before it runs workflows: imported first inside the workflow sandbox (by the
+# container's model stand-in), on a loaded machine, openai's import can outlast the deadlock detector.
+import openai  # noqa: F401  # pyright: ignore[reportUnusedImport]
 import pytest
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
