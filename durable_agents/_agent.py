@@ -311,6 +311,16 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             self._unit_models[model_id] = model
         return model
 
+    def builds_unit_model(self, model_id: str | None) -> bool:
+        """Whether units build the model of `model_id` themselves, from a `'provider:model'` string.
+
+        Durable runs turn off the provider SDK's own retries for such models (the engine retries the unit); a model
+        instance the user built keeps its client's configuration.
+        """
+        if model_id is not None and model_id.startswith("o:"):
+            return False
+        return isinstance(self._model_spec(model_id), str)
+
     def context_model(self, model_id: str | None) -> Model:
         """The model a run context shows inside a tool, listing or events unit, built without a provider.
 

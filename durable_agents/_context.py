@@ -33,6 +33,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RunUsage, UsageLimits
 
+from ._secrets import from_refs, to_refs
 from .exceptions import SerializationError
 
 __all__ = ["CARRIED", "EXCLUDED", "FieldCodec", "check_carried", "restore_ctx", "snapshot_ctx"]
@@ -118,11 +119,13 @@ class _Data:
 
     Anything else is refused instead of converted: a tuple would arrive as a list, a datetime as a string, a
     dataclass as a dict, and the tool inside the unit would see something the same tool outside a unit does not.
+    A [`Secret`][durable_agents.Secret] crosses as its reference and arrives as a `Secret` again.
     """
 
     fix: str
 
     def encode(self, value: Any) -> Any:
+        value = to_refs(value)
         found = _not_json(value, "")
         if found is not None:
             where, what = found
@@ -130,7 +133,7 @@ class _Data:
         return pydantic_core.to_jsonable_python(value)  # a copy, so the snapshot never aliases the run's objects
 
     def decode(self, data: Any) -> Any:
-        return data
+        return from_refs(data)
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))

@@ -44,6 +44,7 @@ from ._model_ids import NamedModel
 from ._observers import UnitEvent, notify
 from ._policy import is_fatal
 from ._run import RunState, current_run
+from ._secrets import reveal, to_refs
 from ._units import UnitKind
 from .exceptions import (
     HistoryUnavailableError,
@@ -109,7 +110,7 @@ class DurableModel(WrapperModel):
             digest=digest,
             messages=new,
             model=state.model_key,
-            settings=cast(dict[str, Any] | None, model_settings),
+            settings=to_refs(model_settings),
             params=params if send_params else None,
             params_digest=params_key,
             ctx=snapshot_ctx(run_context) if stream and run_context is not None else None,
@@ -220,7 +221,11 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
     assert params is not None
     try:
         model = owner.resolve_unit_model(request.model)
-        settings = cast(ModelSettings | None, request.settings)
+        # Secrets passed by reference get their values here, where they are used, and nowhere else.
+        settings = cast(ModelSettings | None, reveal(request.settings))
+        if owner.builds_unit_model(request.model) and "max_retries" not in model.unsupported_settings:
+            # The engine retries the unit; the SDK client this library built must not retry inside each attempt.
+            settings = cast(ModelSettings, {"max_retries": 0, **(settings or {})})
         handler = owner.unit_event_handler()
         if request.ctx is not None and handler is not None:
             ctx = restore_ctx(request.ctx, owner.deps_codec.decode_value(request.deps), model)

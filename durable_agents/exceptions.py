@@ -18,6 +18,7 @@ DurableAgentsError
 │   ├── UnitNotRegisteredError    no worker ran a unit: none that polls its queue registers it
 │   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
 │   ├── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
+│   ├── SecretNotFoundError       a `Secret` has no value in the process that uses it
 │   └── ResumeRefusedError        `resume()` refused a run before anything ran
 │       ├── RunNotFoundError      no container run has that id
 │       ├── ForeignRunError       the run belongs to another agent
@@ -56,6 +57,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "RunStillActiveError",
+    "SecretNotFoundError",
     "SerializationError",
     "ToolsetIdRequiredError",
     "UnitFailedError",
@@ -172,6 +174,18 @@ class EngineNotAvailableError(ConfigurationError):
 
 class RegisteredTooLateError(ConfigurationError):
     """A durable object was created after the engine was started, so it could not be recovered."""
+
+
+class SecretNotFoundError(ConfigurationError):
+    """A [`Secret`][durable_agents.Secret] has no value in the process that uses it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"Secret {name!r} has no value in this process: it is not an environment variable here and the secret "
+            "resolver (if one is set) does not know it. Fix: set the environment variable on every worker that runs "
+            "units, or register a resolver with `durable_agents.configure(secret_resolver=...)` in that process."
+        )
 
 
 class ResumeRefusedError(ConfigurationError):
