@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
@@ -60,6 +60,7 @@ from ._model_ids import (
     process_override_of,
 )
 from ._run import CURRENT_RUN, RunState
+from ._run_args import check_run_inputs
 from ._toolset import DurableToolset, is_per_step, is_static, list_unit_body, tool_unit_body
 from ._units import Unit, UnitKind, unit_name
 from .exceptions import (
@@ -285,6 +286,14 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         """
         return None
 
+    async def call_inline_tool(self, tool_name: str, call: Awaitable[Any]) -> Any:
+        """Await a call of a tool that opted out of its unit and runs in the container itself.
+
+        Engines whose containers forbid some code (Temporal's workflow sandbox) turn that refusal into a typed
+        error here, so it fails the run instead of looping.
+        """
+        return await call
+
     # ----------------------------------------------------------------- used by the unit modules
 
     async def call_unit(
@@ -451,6 +460,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 "Run-time toolsets cannot be used inside a container: their tools would have no registered units. "
                 "Fix: add the toolsets to the Agent before wrapping it."
             )
+        check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), self.max_payload_bytes)
         model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
         if isinstance(kwargs.get("metadata"), Mapping):

@@ -32,10 +32,10 @@ __all__ = [
 USAGE_TA: TypeAdapter[RunUsage] = TypeAdapter(RunUsage)
 
 
-def check_size(size: int, limit: int | None, what: str) -> None:
+def check_size(size: int, limit: int | None, what: str, *, fix: str | None = None, at_least: bool = False) -> None:
     """Raise [`PayloadTooLargeError`][durable_agents.exceptions.PayloadTooLargeError] if `size` is over `limit`."""
     if limit is not None and size > limit:
-        raise PayloadTooLargeError(what, size, limit)
+        raise PayloadTooLargeError(what, size, limit, fix=fix, at_least=at_least)
 
 
 class DepsCodec:

@@ -47,6 +47,7 @@ from ._run import RunState, current_run
 from ._secrets import reveal, to_refs
 from ._units import UnitKind
 from .exceptions import (
+    EventHandlerError,
     HistoryUnavailableError,
     PayloadTooLargeError,
     ProtocolError,
@@ -230,7 +231,13 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
         if request.ctx is not None and handler is not None:
             ctx = restore_ctx(request.ctx, owner.deps_codec.decode_value(request.deps), model)
             async with model.request_stream(messages, settings, params, ctx) as streamed:
-                await handler(ctx, _drain_guard(streamed))
+                guard = _StreamGuard(streamed)
+                try:
+                    await handler(ctx, guard)
+                except Exception as exc:
+                    if guard.error is not None and exc is guard.error:
+                        raise  # the model's stream failed, not the handler: the policy judges it
+                    raise EventHandlerError(owner.name, unit.name, exc) from exc
                 async for _ in streamed:
                     pass
             response = streamed.get()
@@ -298,6 +305,17 @@ async def _resolve(
     return resolve([(decode_input(i), None if o is None else decode_outcome(o)) for i, o in records])
 
 
-async def _drain_guard(streamed: StreamedResponse) -> AsyncIterator[Any]:
-    async for event in streamed:
-        yield event
+class _StreamGuard:
+    """The live stream as the handler sees it, remembering an error the stream itself raised."""
+
+    def __init__(self, streamed: StreamedResponse) -> None:
+        self._streamed = streamed
+        self.error: BaseException | None = None
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        try:
+            async for event in self._streamed:
+                yield event
+        except BaseException as exc:
+            self.error = exc
+            raise
