@@ -31,7 +31,8 @@ async def _failure(client: Client, task_queue: str, kind: str) -> tuple[Applicat
         await handle.result()
     cause = info.value.cause
     assert isinstance(cause, ApplicationError), cause
-    assert time.monotonic() - start < 5.0, f"{kind} failed after {time.monotonic() - start:.1f} s"
+    # 5 s on an idle machine is the target; a busy CI box gets twice that (a retried task never fails at all).
+    assert time.monotonic() - start < 10.0, f"{kind} failed after {time.monotonic() - start:.1f} s"
     return cause, (await history_stats(handle)).activity_types
 
 
