@@ -16,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from .._policy import FATAL_TYPES
 from ..exceptions import ConfigurationError, DuplicateAgentNameError
 from ._agent import UNIT_ATTR, TemporalAgent
+from ._passthrough import derive_passthrough_modules
 
 __all__ = [
     "AGENTS_ATTR",
@@ -57,43 +58,15 @@ def uses_agents(*agents: TemporalAgent[Any, Any]) -> Callable[[_WorkflowClass], 
     return declare
 
 
-PASSTHROUGH_MODULES: tuple[str, ...] = (
-    "durable_agents",
-    "pydantic_ai",
-    "pydantic_graph",
-    "pydantic",
-    "pydantic_core",
-    "annotated_types",
-    "typing_inspection",
-    "griffe",
-    "genai_prices",
-    "httpx",
-    "httpcore",
-    "anyio",
-    "sniffio",
-    "h11",
-    "certifi",
-    "idna",
-    "logfire",
-    "logfire_api",
-    "opentelemetry",
-    "mcp",
-    "openai",
-    "anthropic",
-    "google",
-    "groq",
-    "mistralai",
-    "cohere",
-    "tiktoken",
-    "jiter",
-    "eval_type_backport",
-    "exceptiongroup",
-)
+PASSTHROUGH_MODULES: tuple[str, ...] = derive_passthrough_modules()
 """Modules the workflow sandbox imports from the worker instead of re-importing them per workflow run.
 
-They are libraries whose workflow-side code is deterministic (the agent graph, message types,
-pydantic), or that only build clients without doing I/O in the workflow (model providers). Passing
-them through avoids the sandbox's import failures and its per-run re-import cost.
+They are the libraries whose workflow-side code is deterministic (the agent graph, message types, pydantic,
+tracing), or that only build clients without doing I/O in the workflow (model providers), together with every
+installed distribution they require, recursively: a library imports its dependencies lazily, and a first import
+inside a workflow fails. The list is derived from the installed distributions when this module is imported (see
+`durable_agents/temporal/_passthrough.py`). Passing them through avoids the sandbox's import failures and its
+per-run re-import cost.
 """
 
 # anyio imports its asyncio backend on first use. Inside a workflow that first use would import it into the sandbox,

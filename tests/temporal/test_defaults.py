@@ -15,12 +15,14 @@ from durable_agents.exceptions import ConfigurationError
 from durable_agents.temporal import (
     DEFAULT_ACTIVITY_CONFIGS,
     DEFAULT_SCHEDULE_TO_START_TIMEOUT,
+    PASSTHROUGH_MODULES,
     ActivityConfig,
     DurableAgentsPlugin,
     TemporalAgent,
     uses_agents,
 )
 from durable_agents.temporal._defaults import with_defaults
+from durable_agents.temporal._passthrough import derive_passthrough_modules
 
 
 def _activity_names(plugin: DurableAgentsPlugin, workflows: list[type]) -> list[str]:
@@ -78,3 +80,14 @@ def test_defaults_fill_only_the_keys_no_layer_sets() -> None:
 def test_nonsense_configs_are_refused_when_the_wrapper_is_built(config: ActivityConfig, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         TemporalAgent(Agent(TestModel(), name="nonsense"), model_activity_config=config)
+
+
+def test_a_passed_through_library_brings_its_installed_dependencies() -> None:
+    # logfire imports rich (a requirement) and attrs (an optional integration) lazily, inside the workflow.
+    assert {"logfire", "rich", "attrs", "opentelemetry", "pydantic_ai", "httpx", "httpx2"} <= set(PASSTHROUGH_MODULES)
+    # A dependency of a dependency comes too: pydantic-ai -> pydantic -> pydantic-core.
+    assert "pydantic_core" in derive_passthrough_modules({"pydantic-ai-slim": ("pydantic_ai",)}, {})
+    # Requirements of extras do not (pydantic-ai-slim[temporal] requires temporalio); absent libraries add their
+    # modules and nothing else.
+    assert "temporalio" not in PASSTHROUGH_MODULES
+    assert derive_passthrough_modules({"not-installed-lib": ("nil",)}, {}) == ("nil",)
