@@ -99,17 +99,6 @@ _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_c
 _REGISTRY: dict[str, PrefectAgent[Any, Any]] = {}
 
 
-def _defining_module() -> tuple[str, str | None, int]:
-    """Module name, file and line of the code that built the wrapper (the first frame outside this package)."""
-    frame = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if not module.startswith("durable_agents.") and not module.startswith("pydantic_ai"):
-            return module, frame.f_globals.get("__file__"), frame.f_lineno
-        frame = frame.f_back
-    return "__main__", None, 0  # pragma: no cover
-
-
 def _lookup(name: str, module: str, file: str | None) -> PrefectAgent[Any, Any]:
     """Unpickle a `PrefectAgent`: the registered instance, else the one its defining module builds on import."""
     if name not in _REGISTRY:
@@ -219,11 +208,10 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             parallel_execution_mode=parallel_execution_mode,
             require=require,
         )
-        self._module, self._file, line = _defining_module()
+        self._module, self._file, _ = self.origin
         existing = _REGISTRY.get(self.name)
-        if existing is not None and existing._origin != (self._file, line):
+        if existing is not None and not self.rebuilds(existing):
             raise DuplicateAgentNameError(self.name, self.engine)
-        self._origin = (self._file, line)
         self._heartbeat_seconds = heartbeat_seconds
         self._tasks: dict[str, Task[..., Any]] = {unit.name: self._make_task(unit) for unit in self.units}
         self._flow: Flow[..., Any] = self._make_flow(flow_retries, flow_retry_delay_seconds)

@@ -122,11 +122,10 @@ class DurableAgentsPlugin(SimplePlugin):
         Raises:
             DuplicateAgentNameError: Two agents share a name (their activities would collide).
         """
-        seen: set[str] = set()
+        seen: dict[str, TemporalAgent[Any, Any]] = {}
         for agent in agents:
-            if agent.name in seen:
+            if not agent.rebuilds(seen.setdefault(agent.name, agent)):
                 raise DuplicateAgentNameError(agent.name, "temporal")
-            seen.add(agent.name)
         self.agents: tuple[TemporalAgent[Any, Any], ...] = agents
         super().__init__(  # pyright: ignore[reportUnknownMemberType]  # temporalio types activities loosely
             "durable_agents.DurableAgentsPlugin",
@@ -168,7 +167,13 @@ def _add_activities(
     registered: dict[str, Callable[..., Any]] = {
         getattr(fn, UNIT_ATTR): fn for fn in activities if hasattr(fn, UNIT_ATTR)
     }
+    owners: dict[str, TemporalAgent[Any, Any]] = {}
     for agent in agents:
+        owner = owners.setdefault(agent.name, agent)
+        if owner is not agent:
+            if agent.rebuilds(owner):
+                continue  # the same agent built twice: the activities of the first serve both
+            raise DuplicateAgentNameError(agent.name, "temporal")
         for fn in agent.temporal_activities:
             name: str = getattr(fn, UNIT_ATTR)
             other = registered.get(name)

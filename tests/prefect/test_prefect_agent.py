@@ -14,9 +14,15 @@ from prefect import flow
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import AgentStreamEvent, FunctionToolResultEvent, PartDeltaEvent
+from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import FunctionToolset, WrapperToolset
 
-from durable_agents.exceptions import ConfigurationError, UnknownConfigKeyError, UnserializableDepsError
+from durable_agents.exceptions import (
+    ConfigurationError,
+    DuplicateAgentNameError,
+    UnknownConfigKeyError,
+    UnserializableDepsError,
+)
 from durable_agents.prefect import PrefectAgent, TaskConfig
 from durable_agents.testing import CallCounter, record_units, tool_loop_model
 
@@ -25,6 +31,21 @@ pytestmark = pytest.mark.prefect
 
 def _name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def _helper(name: str, instructions: str) -> PrefectAgent[None, str]:
+    """An application's helper: every agent it builds is wrapped on the same source line."""
+    return PrefectAgent(Agent(TestModel(), name=name, instructions=instructions))
+
+
+def test_two_different_agents_of_one_name_built_by_one_helper_are_refused() -> None:
+    name = _name("helper")
+    first = _helper(name, "Answer in French.")
+    with pytest.raises(DuplicateAgentNameError, match=name):
+        _helper(name, "Answer in German.")
+    # The same agent built again (its module imported a second time) is not another agent.
+    again = _helper(name, "Answer in French.")
+    assert again.rebuilds(first)
 
 
 async def test_k_round_agent_matches_bare_agent_and_records_tasks_in_order(tmp_path: Path) -> None:

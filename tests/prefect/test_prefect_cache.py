@@ -221,17 +221,14 @@ def test_run_scoped_keys_differ_between_agent_runs_of_one_flow_run() -> None:
 
 async def test_cross_run_with_another_model_misses(tmp_path: Path) -> None:
     name = f"cross_model_{uuid.uuid4().hex[:8]}"
-
-    def wrap(model: FunctionModel) -> PrefectAgent[None, str]:
-        # Built on one line so the second wrapper replaces the first under the same name.
-        return PrefectAgent(Agent(model, name=name), task_config=TaskConfig(cache_policy=CROSS_RUN))
-
     first = tool_loop_model(0, final="from A", counter=CallCounter(tmp_path / "a.log"))
     second = tool_loop_model(0, final="from B", counter=CallCounter(tmp_path / "b.log"))
     second = FunctionModel(second.function, stream_function=second.stream_function, model_name="other-model")
-    assert (await wrap(first).run("go")).output == "from A"
-    assert (await wrap(second).run("go")).output == "from B"
+    prefect_agent = PrefectAgent(Agent(first, name=name), task_config=TaskConfig(cache_policy=CROSS_RUN))
+    assert (await prefect_agent.run("go")).output == "from A"
+    with prefect_agent.override(model=second):
+        assert (await prefect_agent.run("go")).output == "from B"
     assert len(lines(tmp_path / "b.log")) == 1
     # The same model again hits.
-    assert (await wrap(first).run("go")).output == "from A"
+    assert (await prefect_agent.run("go")).output == "from A"
     assert len(lines(tmp_path / "a.log")) == 1

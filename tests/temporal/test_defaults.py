@@ -11,7 +11,7 @@ from pydantic_ai.models.test import TestModel
 from temporalio.common import RetryPolicy
 
 from durable_agents import UnitKind
-from durable_agents.exceptions import ConfigurationError
+from durable_agents.exceptions import ConfigurationError, DuplicateAgentNameError
 from durable_agents.temporal import (
     DEFAULT_ACTIVITY_CONFIGS,
     DEFAULT_SCHEDULE_TO_START_TIMEOUT,
@@ -43,6 +43,18 @@ def test_the_plugin_registers_declared_agents_once() -> None:
     assert names == [unit.name for unit in agent.units]
     assert "declared_once.model" in names
     assert _activity_names(DurableAgentsPlugin(), [object]) == []
+
+
+def _helper(name: str, instructions: str) -> TemporalAgent[None, str]:
+    """An application's helper: every agent it builds is wrapped on the same source line."""
+    return TemporalAgent(Agent(TestModel(), name=name, instructions=instructions))
+
+
+def test_an_agent_built_twice_registers_once_and_another_agent_of_its_name_is_refused() -> None:
+    first, again = _helper("built_twice", "Be brief."), _helper("built_twice", "Be brief.")
+    assert _activity_names(DurableAgentsPlugin(first, again), []) == [unit.name for unit in first.units]
+    with pytest.raises(DuplicateAgentNameError, match="built_twice"):
+        DurableAgentsPlugin(first, _helper("built_twice", "Be verbose."))
 
 
 def test_declaring_a_plain_agent_is_refused() -> None:
