@@ -84,7 +84,8 @@ class _Container:
     """The flow body of one `PrefectAgent` run in progress (one per flow run attempt)."""
 
     agent: PrefectAgent[Any, Any]
-    flow_run_id: str
+    key: str
+    """What the keys of its agent runs start with (see `_container_key`)."""
     metadata: bytes
     """The run's `metadata` as JSON: model request keys include it (tool keys see it in the run context)."""
     runs: itertools.count[int] = field(default_factory=itertools.count)
@@ -301,7 +302,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         container = _CONTAINER.get()
         if container is None:
             raise ConfigurationError("new_run_key() called outside a PrefectAgent flow.")  # pragma: no cover
-        return f"{container.flow_run_id}:{next(container.runs)}"
+        return f"{container.key}:{next(container.runs)}"
 
     async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
         container = _CONTAINER.get()
@@ -407,7 +408,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             kwargs["message_history"] = _HISTORY_TA.validate_python(history)
         metadata = kwargs.get("metadata")
         scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
-        token = _CONTAINER.set(_Container(self, str(context.flow_run.id), scope))
+        token = _CONTAINER.set(_Container(self, _container_key(context.flow_run), scope))
         heartbeat = asyncio.create_task(self._heartbeat(context.flow_run.id))
         try:
             return await self.run_in_container(user_prompt, **kwargs)
@@ -662,6 +663,20 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             **{k: v for k, v in kwargs.items() if k in deploy_keys},
         )
         serve(deployment, **{k: v for k, v in kwargs.items() if k not in deploy_keys})
+
+
+def _container_key(flow_run: FlowRun) -> str:
+    """What the agent run keys of a flow run start with, and so its units' cache keys: the same in every attempt.
+
+    A flow run's retries and resumes keep its id. A subflow (the agent called in a user's flow, or in another agent's
+    tool) does not: a retry of the parent starts a new subflow run for a call whose subflow failed or completed
+    without a stored result. The task run that tracks the call in the parent flow run is the same in every attempt
+    of the parent (Prefect finds it by the call's position), so a subflow is keyed by it and the parent's retry
+    skips the units the earlier attempt completed.
+    """
+    if flow_run.parent_task_run_id is not None:
+        return f"call-{flow_run.parent_task_run_id}"
+    return str(flow_run.id)
 
 
 def _deployment_parameters(parameters: Mapping[str, Any] | None) -> dict[str, Any]:
