@@ -232,3 +232,20 @@ async def test_cross_run_with_another_model_misses(tmp_path: Path) -> None:
     # The same model again hits.
     assert (await prefect_agent.run("go")).output == "from A"
     assert len(lines(tmp_path / "a.log")) == 1
+
+
+async def test_a_response_reused_from_another_run_keeps_the_ids_of_the_run_that_produced_it(tmp_path: Path) -> None:
+    # Re-stamped with the second run's ids, the answer would pass for that run's own (provider-side conversation
+    # state, e.g. OpenAI's `openai_conversation_id='auto'`, would continue another conversation).
+    name = f"cross_ids_{uuid.uuid4().hex[:8]}"
+    prefect_agent = PrefectAgent(counted_agent(name, 1, tmp_path), model_task_config=TaskConfig(cache_policy=CROSS_RUN))
+    first = await prefect_agent.run("go")
+    second = await prefect_agent.run("go")
+    assert len(lines(tmp_path / "model.log")) == 2  # the second run's model requests were all reused
+    assert lines(tmp_path / "tools.log") == ["0", "0"]  # its tool calls were not (run-scoped)
+    produced = [(m.run_id, m.conversation_id) for m in first.all_messages() if isinstance(m, ModelResponse)]
+    reused = [(m.run_id, m.conversation_id) for m in second.all_messages() if isinstance(m, ModelResponse)]
+    assert reused == produced
+    assert all(run_id == first.run_id for run_id, _ in produced)
+    requests = [m for m in second.all_messages() if isinstance(m, ModelRequest)]
+    assert {m.run_id for m in requests} == {second.run_id} != {first.run_id}
