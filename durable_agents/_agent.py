@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -84,6 +85,21 @@ _RUN_HANDLER: ContextVar[EventStreamHandler[Any] | None] = ContextVar("durable_a
 _AGENT_TOOLSET_UNIT_ID = "agent"
 
 
+SourceSite = tuple[str, str | None, int]
+"""Module name, file and line of a place in the source."""
+
+
+def defining_site() -> SourceSite:
+    """Module name, file and line of the code that is building a wrapper (the first frame outside this package)."""
+    frame = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith("durable_agents.") and not module.startswith("pydantic_ai"):
+            return module, frame.f_globals.get("__file__"), frame.f_lineno
+        frame = frame.f_back
+    return "__main__", None, 0  # pragma: no cover
+
+
 class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     """A pydantic-ai agent whose runs are durable on an engine. Engine adapters subclass it."""
 
@@ -127,6 +143,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         if not name:
             raise AgentNameRequiredError()
         self._name = name
+        self.origin: SourceSite = defining_site()
+        """Where the code that built this wrapper is: module name, file and line."""
         self.capabilities.check(self.engine, require)
         if parallel_execution_mode not in ("parallel_ordered_events", "sequential"):
             raise UnsupportedCapabilityError(
@@ -247,6 +265,25 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             unit_names=(unit.name for unit in self.units),
             toolsets={toolset_id: leaf.wrapped for toolset_id, leaf in self._leaves.items()},
             models=self._models,
+        )
+
+    def rebuilds(self, earlier: DurableAgent[Any, Any]) -> bool:
+        """Whether this wrapper is `earlier` built again, rather than another agent with the same name.
+
+        The one rule every engine's name registry applies. An agent is built again when the code that builds it
+        runs again (a module reloaded, a script loaded under another name to resolve a pickled reference): same
+        engine, same source line, and the same [`fingerprint`][durable_agents.DurableAgent.fingerprint] (tools'
+        code, prompts, output type, models). Anything else with the name is another agent, even when it is built
+        on the same line (by an application's helper function): registering it would make recovery and pickled
+        references find the wrong agent, so engines refuse it with `DuplicateAgentNameError`.
+        """
+        if earlier is self:
+            return True
+        return (
+            type(earlier) is type(self)
+            and earlier.name == self.name
+            and earlier.origin[1:] == self.origin[1:]
+            and earlier.fingerprint() == self.fingerprint()
         )
 
     @property

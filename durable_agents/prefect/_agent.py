@@ -88,7 +88,8 @@ class _Container:
     """The flow body of one `PrefectAgent` run in progress (one per flow run attempt)."""
 
     agent: PrefectAgent[Any, Any]
-    flow_run_id: str
+    key: str
+    """What the keys of its agent runs start with (see `_container_key`)."""
     metadata: bytes
     """The run's `metadata` as JSON: model request keys include it (tool keys see it in the run context)."""
     runs: itertools.count[int] = field(default_factory=itertools.count)
@@ -101,17 +102,6 @@ _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_c
 
 # Every PrefectAgent of this process by name, so a pickled reference (Prefect bundles, `serve`) finds it again.
 _REGISTRY: dict[str, PrefectAgent[Any, Any]] = {}
-
-
-def _defining_module() -> tuple[str, str | None, int]:
-    """Module name, file and line of the code that built the wrapper (the first frame outside this package)."""
-    frame = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if not module.startswith("durable_agents.") and not module.startswith("pydantic_ai"):
-            return module, frame.f_globals.get("__file__"), frame.f_lineno
-        frame = frame.f_back
-    return "__main__", None, 0  # pragma: no cover
 
 
 def _lookup(name: str, module: str, file: str | None) -> PrefectAgent[Any, Any]:
@@ -223,11 +213,10 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             parallel_execution_mode=parallel_execution_mode,
             require=require,
         )
-        self._module, self._file, line = _defining_module()
+        self._module, self._file, _ = self.origin
         existing = _REGISTRY.get(self.name)
-        if existing is not None and existing._origin != (self._file, line):
+        if existing is not None and not self.rebuilds(existing):
             raise DuplicateAgentNameError(self.name, self.engine)
-        self._origin = (self._file, line)
         self._heartbeat_seconds = heartbeat_seconds
         self._tasks: dict[str, Task[..., Any]] = {unit.name: self._make_task(unit) for unit in self.units}
         self._flow: Flow[..., Any] = self._make_flow(flow_retries, flow_retry_delay_seconds)
@@ -319,7 +308,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         container = _CONTAINER.get()
         if container is None:
             raise ConfigurationError("new_run_key() called outside a PrefectAgent flow.")  # pragma: no cover
-        return f"{container.flow_run_id}:{next(container.runs)}"
+        return f"{container.key}:{next(container.runs)}"
 
     async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
         container = _CONTAINER.get()
@@ -426,7 +415,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             kwargs["message_history"] = _HISTORY_TA.validate_python(history)
         metadata = kwargs.get("metadata")
         scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
-        token = _CONTAINER.set(_Container(self, str(context.flow_run.id), scope))
+        token = _CONTAINER.set(_Container(self, _container_key(context.flow_run), scope))
         heartbeat = asyncio.create_task(self._heartbeat(context.flow_run.id))
         try:
             return await self.run_in_container(user_prompt, **kwargs)
@@ -681,6 +670,20 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             **{k: v for k, v in kwargs.items() if k in deploy_keys},
         )
         serve(deployment, **{k: v for k, v in kwargs.items() if k not in deploy_keys})
+
+
+def _container_key(flow_run: FlowRun) -> str:
+    """What the agent run keys of a flow run start with, and so its units' cache keys: the same in every attempt.
+
+    A flow run's retries and resumes keep its id. A subflow (the agent called in a user's flow, or in another agent's
+    tool) does not: a retry of the parent starts a new subflow run for a call whose subflow failed or completed
+    without a stored result. The task run that tracks the call in the parent flow run is the same in every attempt
+    of the parent (Prefect finds it by the call's position), so a subflow is keyed by it and the parent's retry
+    skips the units the earlier attempt completed.
+    """
+    if flow_run.parent_task_run_id is not None:
+        return f"call-{flow_run.parent_task_run_id}"
+    return str(flow_run.id)
 
 
 def _deployment_parameters(parameters: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from .._policy import FATAL_TYPES
 from ..exceptions import ConfigurationError, DuplicateAgentNameError
 from ._agent import UNIT_ATTR, TemporalAgent
+from ._passthrough import derive_passthrough_modules
 
 __all__ = [
     "AGENTS_ATTR",
@@ -60,47 +61,19 @@ def uses_agents(*agents: TemporalAgent[Any, Any]) -> Callable[[_WorkflowClass], 
     return declare
 
 
-PASSTHROUGH_MODULES: tuple[str, ...] = (
-    "durable_agents",
-    "pydantic_ai",
-    "pydantic_graph",
-    "pydantic",
-    "pydantic_core",
-    "annotated_types",
-    "typing_inspection",
-    "griffe",
-    "genai_prices",
-    "httpx",
-    "httpcore",
-    "anyio",
-    "sniffio",
-    "h11",
-    "certifi",
-    "idna",
-    "logfire",
-    "logfire_api",
-    "opentelemetry",
-    "mcp",
-    "openai",
-    "anthropic",
-    "google",
-    "groq",
-    "mistralai",
-    "cohere",
-    "tiktoken",
-    "jiter",
-    "eval_type_backport",
-    "exceptiongroup",
-)
+PASSTHROUGH_MODULES: tuple[str, ...] = derive_passthrough_modules()
 """Modules the workflow sandbox imports from the worker instead of re-importing them per workflow run.
 
-They are libraries whose workflow-side code is deterministic (the agent graph, message types,
-pydantic), or that only build clients without doing I/O in the workflow (model providers). Passing
-them through avoids the sandbox's import failures and its per-run re-import cost.
+They are the libraries whose workflow-side code is deterministic (the agent graph, message types, pydantic,
+tracing), or that only build clients without doing I/O in the workflow (model providers), together with every
+installed distribution they require, recursively: a library imports its dependencies lazily, and a first import
+inside a workflow fails. The list is derived from the installed distributions when this module is imported (see
+`durable_agents/temporal/_passthrough.py`). Passing them through avoids the sandbox's import failures and its
+per-run re-import cost.
 
-The plugin passes through these and, derived from the installed package metadata, every installed
-dependency of pydantic-ai (`fastmcp` for `MCPToolset`, model SDKs...), so a toolset or model built at
-module level in a workflow module works whatever extras are installed.
+The plugin passes through these and, from the installed package metadata, every installed dependency of
+pydantic-ai's extras too (`fastmcp` for `MCPToolset`, model SDKs...) (see `passthrough_modules`), so a toolset
+or model built at module level in a workflow module works whatever extras are installed.
 """
 
 # Engines are not libraries the workflow uses: Temporal's own modules are the sandbox's business, and the other
@@ -195,11 +168,10 @@ class DurableAgentsPlugin(SimplePlugin):
         Raises:
             DuplicateAgentNameError: Two agents share a name (their activities would collide).
         """
-        seen: set[str] = set()
+        seen: dict[str, TemporalAgent[Any, Any]] = {}
         for agent in agents:
-            if agent.name in seen:
+            if not agent.rebuilds(seen.setdefault(agent.name, agent)):
                 raise DuplicateAgentNameError(agent.name, "temporal")
-            seen.add(agent.name)
         self.agents: tuple[TemporalAgent[Any, Any], ...] = agents
         super().__init__(  # pyright: ignore[reportUnknownMemberType]  # temporalio types activities loosely
             "durable_agents.DurableAgentsPlugin",
@@ -241,7 +213,13 @@ def _add_activities(
     registered: dict[str, Callable[..., Any]] = {
         getattr(fn, UNIT_ATTR): fn for fn in activities if hasattr(fn, UNIT_ATTR)
     }
+    owners: dict[str, TemporalAgent[Any, Any]] = {}
     for agent in agents:
+        owner = owners.setdefault(agent.name, agent)
+        if owner is not agent:
+            if agent.rebuilds(owner):
+                continue  # the same agent built twice: the activities of the first serve both
+            raise DuplicateAgentNameError(agent.name, "temporal")
         for fn in agent.temporal_activities:
             name: str = getattr(fn, UNIT_ATTR)
             other = registered.get(name)

@@ -11,6 +11,7 @@ import gc
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,12 @@ async def temporal_runner() -> AsyncIterator[Runner]:
             async def run(name: str, prompt: str) -> str:
                 try:
                     return await client.execute_workflow(
-                        ParityWorkflow.run, args=[name, prompt], id=f"parity-{uuid.uuid4().hex[:12]}", task_queue=queue
+                        ParityWorkflow.run,
+                        args=[name, prompt],
+                        id=f"parity-{uuid.uuid4().hex[:12]}",
+                        task_queue=queue,
+                        # A workflow task that fails is retried forever: bound the run so such a test fails.
+                        execution_timeout=timedelta(seconds=60),
                     )
                 except WorkflowFailureError as exc:
                     cause = exc.cause

@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from typing import Any
 
+import logfire
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities.process_history import ProcessHistory
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
@@ -120,5 +121,34 @@ async def _delegate(ctx: RunContext[None], i: int) -> str:
     return result.output
 
 
-AGENTS: dict[str, Agent[Any, Any]] = {a.name: a for a in (redact, grow, unserializable, limited) if a.name}
+# ---------------------------------------------------------------- Logfire spans in code that runs in the container
+
+
+class Person:
+    """A plain class: Logfire checks whether it is an `attrs` class, importing `attrs` on first use."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@logfire.instrument("greeting for {person}")
+def greeting(person: Person) -> str:
+    return f"Be brief with {person.name}."
+
+
+traced = Agent(tool_loop_model(1), name="parity_traced")
+
+
+@traced.instructions
+def _traced_instructions() -> str:
+    return greeting(Person("ann"))  # instructions are built in the container (a Temporal workflow, a DBOS workflow...)
+
+
+@traced.tool_plain(name="step")
+def _traced_step(i: int) -> str:
+    CALLS["parity_traced.step"] += 1
+    return greeting(Person(f"r{i}"))
+
+
+AGENTS: dict[str, Agent[Any, Any]] = {a.name: a for a in (redact, grow, unserializable, limited, traced) if a.name}
 """Every scenario agent, by name."""

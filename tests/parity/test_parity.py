@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logfire
 import pytest
 
 from . import scenarios
@@ -41,3 +42,12 @@ async def test_a_usage_limit_exceeded_inside_a_tool_runs_once_and_fails_the_run(
         await run("parity_limited", "go")
     assert info.value.error_type == "UsageLimitExceeded"
     assert scenarios.CALLS["parity_limited.step"] == 1
+
+
+async def test_logfire_instrumented_code_in_the_agent_module_runs_in_the_container(run: Runner) -> None:
+    logfire.configure(send_to_logfire=False, console=False, metrics=False, distributed_tracing=False)
+    bare = (await scenarios.traced.run("go")).output
+    assert bare == "done: Be brief with r0."
+    scenarios.CALLS.clear()
+    assert await run("parity_traced", "go") == bare
+    assert scenarios.CALLS == {"parity_traced.step": 1}
