@@ -12,6 +12,7 @@ DurableAgentsError
 │   ├── DuplicateAgentNameError   two wrapped agents share a name in one process/worker
 │   ├── ToolsetIdRequiredError    a toolset that needs a unit has no id
 │   ├── UnknownConfigKeyError     a unit config dict holds a key the engine does not know
+│   ├── InvalidConfigValueError   a unit config value is of the wrong type or out of range
 │   ├── UnsupportedCapabilityError  the engine cannot do what was asked of it
 │   ├── UnregisteredModelError    a model instance not registered with `models=` was passed in a container
 │   ├── ContainerUsageError       a method that cannot work inside a container was called in one
@@ -47,6 +48,7 @@ __all__ = [
     "EngineNotAvailableError",
     "ForeignRunError",
     "HistoryUnavailableError",
+    "InvalidConfigValueError",
     "PayloadTooLargeError",
     "ProtocolError",
     "RegisteredTooLateError",
@@ -131,6 +133,19 @@ class UnknownConfigKeyError(ConfigurationError):
         super().__init__(
             f"Unknown key(s) {', '.join(repr(k) for k in unknown)} in {where}. "
             f"Known keys: {', '.join(known)}. Fix the spelling or remove the key."
+        )
+
+
+class InvalidConfigValueError(ConfigurationError):
+    """A unit config value does not fit its key's type in the engine's config type (`{"retries": "three"}`)."""
+
+    def __init__(self, where: str, key: str, value: object, problem: str, expected: str) -> None:
+        self.key = key
+        """The config key whose value is wrong."""
+        super().__init__(
+            f"Invalid value {value!r} for {key!r} in {where}: {problem}. "
+            f"Fix: give {key!r} a value of type {expected} that meets this, or remove the key to get the engine's "
+            "default."
         )
 
 

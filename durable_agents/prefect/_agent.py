@@ -39,7 +39,7 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 
 from .._agent import DurableAgent, ParallelExecutionMode
-from .._config import UnitConfigs, config_keys
+from .._config import UnitConfigs, check_layer, config_keys
 from .._engine import PREFECT_CAPABILITIES
 from .._model_ids import live_override
 from .._policy import pause_before_retry
@@ -54,7 +54,6 @@ from ..exceptions import (
     RunFinishedError,
     RunNotFoundError,
     RunStillActiveError,
-    UnknownConfigKeyError,
     UnserializableDepsError,
 )
 from ._cache import FINGERPRINT_PARAMETER, RUN_PARAMETER, RUN_SCOPED, RunScope, UnitOccurrences
@@ -202,15 +201,14 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         configs = UnitConfigs(
             known_keys=config_keys(TaskConfig),
             config_name="TaskConfig",
+            config_type=TaskConfig,
             base=task_config or {},
             model=model_task_config or {},
             events=event_stream_handler_task_config or {},
             toolsets=_ToolLayer(tool_layer, toolsets),
             tools=tool_task_config_by_name or {},
         )
-        unknown = sorted(k for k in tool_layer if k not in configs.known_keys)
-        if unknown:
-            raise UnknownConfigKeyError("tool_task_config", unknown, sorted(configs.known_keys))
+        check_layer(tool_layer, "tool_task_config", configs.known_keys, "TaskConfig", TaskConfig)
         super().__init__(
             wrapped,
             unit_configs=configs,
