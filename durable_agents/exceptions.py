@@ -27,6 +27,7 @@ DurableAgentsError
 │       └── RunStillActiveError   the run is still alive (or waiting for its engine)
 ├── SerializationError            a value cannot cross the unit boundary
 │   ├── UnserializableDepsError   the run's deps cannot be serialized with the agent's `deps_type`
+│   ├── InvalidRunInputError      the run's prompt or message history is not data that can cross it
 │   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
 │   └── ProtocolError             a unit payload is of an unknown version, or not a unit frame at all
 ├── HistoryUnavailableError       the unit side could not obtain the run's message history
@@ -49,6 +50,7 @@ __all__ = [
     "ForeignRunError",
     "HistoryUnavailableError",
     "InvalidConfigValueError",
+    "InvalidRunInputError",
     "PayloadTooLargeError",
     "ProtocolError",
     "RegisteredTooLateError",
@@ -236,6 +238,13 @@ class SerializationError(DurableAgentsError):
 
 class UnserializableDepsError(SerializationError):
     """The run's deps cannot be serialized with the agent's `deps_type`."""
+
+
+class InvalidRunInputError(SerializationError):
+    """A run's `user_prompt` or `message_history` cannot cross the unit boundary; refused when `run()` is called.
+
+    A lone surrogate in a string, plain strings where messages belong, a part object pydantic-ai does not know.
+    """
 
 
 class PayloadTooLargeError(SerializationError):

@@ -21,6 +21,7 @@ from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionTools
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, check_layer, config_keys
 from .._engine import DBOS_CAPABILITIES
+from .._inputs import check_run_inputs
 from .._policy import is_fatal, pause_before_retry
 from .._units import Unit
 from ..exceptions import (
@@ -228,6 +229,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "sub-agent's run then is a durable child workflow with its own steps."
             )
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        check_run_inputs(user_prompt, kwargs)
         return await self.run_outside_container(user_prompt, **kwargs)
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:

@@ -146,6 +146,12 @@ def test_config_values_are_checked_when_the_wrapper_is_built(config: dict[str, A
         LocalAgent(make_agent(), model_unit_config=config)  # type: ignore[arg-type]
 
 
+async def test_run_in_container_outside_a_run_is_a_container_usage_error() -> None:
+    with record_units() as units, pytest.raises(ContainerUsageError, match=r"Fix: call `run\(\)`"):
+        await LocalAgent(make_agent()).run_in_container("go")
+    assert units.labels == []
+
+
 def test_caller_config_is_not_mutated() -> None:
     base = {"max_attempts": 2}
     tool_cfgs: dict[str, Any] = {"step": {"timeout_seconds": 5.0}}
