@@ -36,9 +36,9 @@ from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from ._codec import DepsCodec
-from .exceptions import ProtocolError
+from .exceptions import InvalidRunInputError, ProtocolError
 
-__all__ = ["RUN_ARGS_VERSION", "decode_run_args", "encode_run_args", "unstored_run_args"]
+__all__ = ["RUN_ARGS_VERSION", "decode_json_args", "decode_run_args", "encode_run_args", "unstored_run_args"]
 
 RUN_ARGS_VERSION = 1
 """The version of the run-arguments frame this library writes and reads."""
@@ -59,6 +59,9 @@ _TYPES: dict[str, Any] = {
     "infer_name": bool,
 }
 
+# How errors name the types whose `__name__` does not say enough.
+_LABELS = {"user_prompt": "str | Sequence[UserContent]", "message_history": "list[ModelMessage]"}
+
 
 @functools.cache
 def _adapter(key: str) -> TypeAdapter[Any]:
@@ -78,9 +81,11 @@ def encode_run_args(deps_codec: DepsCodec, user_prompt: Any, kwargs: Mapping[str
     for key, value in {"user_prompt": user_prompt, **kwargs}.items():
         if key == "deps":
             args[key] = pydantic_core.from_json(deps_codec.encode(value))
-        elif key in _TYPES and not callable(value):
+        elif key in _TYPES:
+            # Judged by encoding, not by `callable()`: `RunUsage` is data and callable; with warnings as errors a
+            # value of another type (a function as `metadata`) is refused instead of encoded as a guess.
             try:
-                args[key] = pydantic_core.from_json(_adapter(key).dump_json(value))
+                args[key] = pydantic_core.from_json(_adapter(key).dump_json(value, warnings="error"))
             except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
                 rest[key] = value
         else:
@@ -123,3 +128,36 @@ def decode_run_args(deps_codec: DepsCodec, frame: str) -> tuple[Any, dict[str, A
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         raise ProtocolError(f"The stored run arguments could not be read: {exc!r}.") from exc
     return kwargs.pop("user_prompt", None), kwargs
+
+
+def decode_json_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Run arguments given as JSON data (a deployment's parameters) as the types `Agent.run` takes.
+
+    `usage_limits={"request_limit": 5}` becomes a `UsageLimits`, a history of dicts a list of messages; values
+    that already are of their type, and arguments without a data type here, are kept as they are (deps are the
+    engine's to decode, with the agent's `deps_type`).
+
+    Raises:
+        InvalidRunInputError: A value given as JSON data does not validate as its argument's type.
+    """
+    decoded = dict(kwargs)
+    for key, value in kwargs.items():
+        if key == "deps" or key not in _TYPES or not _is_json_container(value):
+            continue
+        try:
+            decoded[key] = _adapter(key).validate_json(pydantic_core.to_json(value))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+            type_name = _LABELS.get(key) or getattr(_TYPES[key], "__name__", str(_TYPES[key]))
+            raise InvalidRunInputError(
+                f"The run argument `{key}` was given as JSON data that is not a {type_name} ({problems}). "
+                f"Fix: pass the JSON form of a {type_name}, e.g. what "
+                f"`TypeAdapter({type_name}).dump_python(value, mode='json')` gives."
+            ) from exc
+    return decoded
+
+
+def _is_json_container(value: Any) -> bool:
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, list) and any(isinstance(v, dict) for v in cast(list[Any], value))

@@ -32,7 +32,6 @@ from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 from pydantic import TypeAdapter
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
-from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.run import AgentRunResult
@@ -44,7 +43,7 @@ from .._engine import PREFECT_CAPABILITIES
 from .._model_ids import live_override
 from .._policy import pause_before_retry
 from .._run import current_run
-from .._run_args import decode_run_args, encode_run_args, unstored_run_args
+from .._run_args import decode_json_args, decode_run_args, encode_run_args, unstored_run_args
 from .._units import Unit, UnitKind
 from ..exceptions import (
     ConfigurationError,
@@ -60,8 +59,6 @@ from ._cache import FINGERPRINT_PARAMETER, RUN_PARAMETER, RUN_SCOPED, RunScope, 
 from ._config import TaskConfig
 
 __all__ = ["DEFAULT_CACHE_EXPIRATION", "HEARTBEAT_LABEL", "RUN_ARGS_PARAMETER", "RUN_ID_TAG_PREFIX", "PrefectAgent"]
-
-_HISTORY_TA: TypeAdapter[list[ModelMessage]] = TypeAdapter(list[ModelMessage])
 
 _LOG = logging.getLogger(__name__)
 
@@ -410,11 +407,11 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if run_args is not None:
             user_prompt, stored = decode_run_args(self.deps_codec, run_args)
             kwargs = {**stored, **kwargs}
-        elif "deps" in kwargs:
-            kwargs["deps"] = self._coerce_deps(kwargs["deps"])
-        history = kwargs.get("message_history")
-        if isinstance(history, list) and any(isinstance(m, dict) for m in cast(list[Any], history)):
-            kwargs["message_history"] = _HISTORY_TA.validate_python(history)
+        else:
+            # Parameters of a deployment (or of a run started by an older durable_agents) are JSON data.
+            kwargs = decode_json_args(kwargs)
+            if "deps" in kwargs:
+                kwargs["deps"] = self._coerce_deps(kwargs["deps"])
         metadata = kwargs.get("metadata")
         scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
         token = _CONTAINER.set(_Container(self, str(context.flow_run.id), scope))
@@ -609,6 +606,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         deployment = cast(
             RunnerDeployment,
             self._flow.to_deployment(
+                # Prefect's to_deployment returns a coroutine when called from async code; ours is always sync.
+                _sync=True,  # pyright: ignore[reportCallIssue]
                 name=name,
                 cron=cron,
                 interval=interval,
