@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from _pf_support import flow_runs_of, lines
 from pydantic_ai import Agent
+from pydantic_ai.messages import ModelRequest, UserPromptPart
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from durable_agents.exceptions import InvalidRunInputError
 from durable_agents.prefect import PrefectAgent
+from durable_agents.prefect._agent import RUN_ARGS_PARAMETER
 from durable_agents.testing import CallCounter, tool_loop_model
 
 pytestmark = pytest.mark.prefect
@@ -90,3 +92,21 @@ async def test_json_parameters_of_the_wrong_shape_are_a_typed_error_before_the_m
     with pytest.raises(InvalidRunInputError, match=r"`usage_limits`.*Fix: pass the JSON form"):
         await prefect_agent.flow(user_prompt="go", usage_limits={"request_limit": "ten"})
     assert lines(tmp_path / "model.log") == []
+
+
+async def test_a_run_whose_arguments_are_over_the_servers_parameter_limit_starts_and_resumes(tmp_path: Path) -> None:
+    name = f"big_{uuid.uuid4().hex[:8]}"
+    prefect_agent, fail = _failing_once(name, tmp_path)
+    prompt = "go " + "x" * 700_000  # the server refuses flow run parameters over 512 KB
+    with pytest.raises(RuntimeError, match="provider down"):
+        await prefect_agent.run(prompt, run_id="big")
+    [flow_run] = await flow_runs_of(name)
+    assert len(flow_run.parameters[RUN_ARGS_PARAMETER]) < 1_000  # a reference to the frame in result storage
+
+    fail[0] = False
+    result = await prefect_agent.resume(flow_run.id)
+    assert result.output == "done: r0"
+    assert lines(tmp_path / "model.log") == ["model:0", "model:1"]
+    first = result.all_messages()[0]
+    assert isinstance(first, ModelRequest) and isinstance(first.parts[-1], UserPromptPart)
+    assert first.parts[-1].content == prompt
