@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
@@ -286,6 +286,14 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         """
         return None
 
+    async def call_inline_tool(self, tool_name: str, call: Awaitable[Any]) -> Any:
+        """Await a call of a tool that opted out of its unit and runs in the container itself.
+
+        Engines whose containers forbid some code (Temporal's workflow sandbox) turn that refusal into a typed
+        error here, so it fails the run instead of looping.
+        """
+        return await call
+
     # ----------------------------------------------------------------- used by the unit modules
 
     async def call_unit(
@@ -311,6 +319,16 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             model = infer_model(self._model_spec(model_id))
             self._unit_models[model_id] = model
         return model
+
+    def builds_unit_model(self, model_id: str | None) -> bool:
+        """Whether units build the model of `model_id` themselves, from a `'provider:model'` string.
+
+        Durable runs turn off the provider SDK's own retries for such models (the engine retries the unit); a model
+        instance the user built keeps its client's configuration.
+        """
+        if model_id is not None and model_id.startswith("o:"):
+            return False
+        return isinstance(self._model_spec(model_id), str)
 
     def context_model(self, model_id: str | None) -> Model:
         """The model a run context shows inside a tool, listing or events unit, built without a provider.
@@ -424,9 +442,11 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         is refused before anything runs ([`InvalidRunInputError`][durable_agents.exceptions.InvalidRunInputError]).
         """
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        check_run_inputs(user_prompt, kwargs)
         if self.in_container():
             return await self.run_in_container(user_prompt, **kwargs)
+        # Before the engine records a run; the container checks again (with the engine's payload limit), since
+        # deployments and recovered runs start there.
+        check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), None)
         return await self.run_outside_container(user_prompt, **kwargs)
 
     async def run_in_container(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
@@ -454,6 +474,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 "Run-time toolsets cannot be used inside a container: their tools would have no registered units. "
                 "Fix: add the toolsets to the Agent before wrapping it."
             )
+        check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), self.max_payload_bytes)
         model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
         if isinstance(kwargs.get("metadata"), Mapping):

@@ -229,7 +229,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "sub-agent's run then is a durable child workflow with its own steps."
             )
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        check_run_inputs(user_prompt, kwargs)
+        check_run_inputs(self.name, user_prompt, kwargs.get("message_history"), None)
         return await self.run_outside_container(user_prompt, **kwargs)
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:

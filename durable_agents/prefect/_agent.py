@@ -31,6 +31,7 @@ from prefect.exceptions import MissingResult, ObjectNotFound
 from prefect.filesystems import LocalFileSystem, WritableFileSystem
 from prefect.flow_engine import run_flow_async
 from prefect.results import aresolve_result_storage
+from prefect.serializers import JSONSerializer
 from prefect.settings import get_current_settings
 from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
@@ -71,6 +72,9 @@ __all__ = [
     "RUN_ID_TAG_PREFIX",
     "PrefectAgent",
 ]
+
+_RESULT_SERIALIZER = JSONSerializer(object_encoder=None, object_decoder=None)
+"""Unit results are JSON frames: plain JSON, without Prefect's object hooks (which import classes named in the data)."""
 
 _LOG = logging.getLogger(__name__)
 
@@ -256,11 +260,12 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
     def _make_task(self, unit: Unit) -> Task[..., Any]:
         body = unit.body
 
-        async def run_unit(payload: bytes, fingerprint: str, run: str) -> bytes:
+        async def run_unit(payload: bytes, fingerprint: str, run: str) -> str:
             # A flow started by a tool (an agent delegating to another) is a new container, not this one.
             token = _CONTAINER.set(None)
             try:
-                return await body(payload)
+                # Our frames are JSON text: stored as JSON, a unit's result is read back without unpickling.
+                return (await body(payload)).decode()
             except Exception as exc:
                 # Prefect retries after its own delay; a server's Retry-After comes first.
                 await pause_before_retry(exc)
@@ -274,6 +279,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             name=unit.name,
             cache_policy=RUN_SCOPED,
             persist_result=True,
+            result_serializer=_RESULT_SERIALIZER,
             cache_expiration=DEFAULT_CACHE_EXPIRATION,
         )
 
@@ -346,7 +352,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         occurrences = container.occurrences.setdefault(state.run_key, UnitOccurrences())
         fingerprint = occurrences.next(label, unit.kind, payload, scope)
         task = self._tasks[unit.name].with_options(task_run_name=label, **config)
-        return await task(payload, **{FINGERPRINT_PARAMETER: fingerprint, RUN_PARAMETER: state.run_key})
+        result = await task(payload, **{FINGERPRINT_PARAMETER: fingerprint, RUN_PARAMETER: state.run_key})
+        return result.encode() if isinstance(result, str) else result  # bytes: a result pickled by an older version
 
     def _model_identity(self, model_id: str | None) -> str:
         """The name of the model a model id resolves to, without building it (models are built only in units)."""

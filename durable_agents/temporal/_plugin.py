@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import re
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any, TypeVar
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter
@@ -94,7 +97,49 @@ PASSTHROUGH_MODULES: tuple[str, ...] = (
 They are libraries whose workflow-side code is deterministic (the agent graph, message types,
 pydantic), or that only build clients without doing I/O in the workflow (model providers). Passing
 them through avoids the sandbox's import failures and its per-run re-import cost.
+
+The plugin passes through these and, derived from the installed package metadata, every installed
+dependency of pydantic-ai (`fastmcp` for `MCPToolset`, model SDKs...), so a toolset or model built at
+module level in a workflow module works whatever extras are installed.
 """
+
+# Engines are not libraries the workflow uses: Temporal's own modules are the sandbox's business, and the other
+# engines' are never needed in a workflow.
+_NOT_PASSED_THROUGH = frozenset({"temporalio", "dbos", "prefect"})
+
+
+@functools.cache
+def passthrough_modules() -> tuple[str, ...]:
+    """`PASSTHROUGH_MODULES` and the top-level modules of pydantic-ai's installed dependencies (any extra)."""
+    modules = set(PASSTHROUGH_MODULES)
+    try:
+        requirements = metadata.distribution("pydantic-ai-slim").requires or []
+    except metadata.PackageNotFoundError:
+        requirements = []
+    for requirement in requirements:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement)
+        try:
+            dependency = metadata.distribution(name.group(0)) if name else None
+        except metadata.PackageNotFoundError:
+            continue
+        if dependency is not None:
+            modules.update(_top_level_modules(dependency))
+    return tuple(sorted(modules - _NOT_PASSED_THROUGH))
+
+
+def _top_level_modules(dist: metadata.Distribution) -> set[str]:
+    listed = dist.read_text("top_level.txt")
+    if listed:
+        return {line.strip() for line in listed.splitlines() if line.strip()}
+    modules: set[str] = set()
+    for file in dist.files or ():
+        parts = file.parts
+        if len(parts) == 2 and parts[1] == "__init__.py":  # a package
+            modules.add(parts[0])
+        elif len(parts) == 1 and parts[0].endswith(".py"):  # a single-module distribution
+            modules.add(parts[0].removesuffix(".py"))
+    return modules
+
 
 # anyio imports its asyncio backend on first use. Inside a workflow that first use would import it into the sandbox,
 # which refuses its `threading.Thread` subclass; imported here, the workflow gets the worker's module passed through.
@@ -118,7 +163,8 @@ class DurableAgentsPlugin(SimplePlugin):
     - the Pydantic payload converter (workflow arguments and results such as message histories and
       `AgentRunResult` outputs are pydantic types), unless a custom payload converter is already set;
     - the workflow sandbox's pass-through modules
-      ([`PASSTHROUGH_MODULES`][durable_agents.temporal.PASSTHROUGH_MODULES]);
+      ([`PASSTHROUGH_MODULES`][durable_agents.temporal.PASSTHROUGH_MODULES] and pydantic-ai's installed
+      dependencies);
     - the exception types that fail a workflow instead of retrying its task
       ([`WORKFLOW_FAILURE_EXCEPTION_TYPES`][durable_agents.temporal.WORKFLOW_FAILURE_EXCEPTION_TYPES]);
     - on workers, the activities of the agents given to it and of the agents that the worker's workflows
@@ -222,11 +268,11 @@ def _with_pydantic_payloads(existing: DataConverter | None) -> DataConverter:
 def _with_passthrough(existing: WorkflowRunner | None) -> WorkflowRunner:
     if existing is None:
         return SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*passthrough_modules())
         )
     if isinstance(existing, SandboxedWorkflowRunner):
         return dataclasses.replace(
-            existing, restrictions=existing.restrictions.with_passthrough_modules(*PASSTHROUGH_MODULES)
+            existing, restrictions=existing.restrictions.with_passthrough_modules(*passthrough_modules())
         )
     return existing
 

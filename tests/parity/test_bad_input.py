@@ -25,7 +25,7 @@ async def test_a_prompt_or_history_that_cannot_cross_the_boundary_is_refused_bef
 
     assert info.value.error_type == "InvalidRunInputError"
     assert "Fix:" in str(info.value)
-    assert ("user_prompt" if "prompt" in case else "message_history[0]") in str(info.value)
+    assert ("The prompt of a run" if "prompt" in case else "message_history[0] of a run") in str(info.value)
     assert scenarios.CALLS["parity_bad_input.model"] == 0
     assert scenarios.CALLS["parity_bad_input.step"] == 0
     assert elapsed < 5, f"refused after {elapsed:.1f}s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -20,6 +21,7 @@ pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
 
 
 async def _failure(client: Client, task_queue: str, kind: str) -> tuple[ApplicationError, list[str]]:
+    start = time.monotonic()
     handle = await client.start_workflow(
         w.MisuseWorkflow.run,
         kind,
@@ -32,6 +34,7 @@ async def _failure(client: Client, task_queue: str, kind: str) -> tuple[Applicat
         await handle.result()
     cause = info.value.cause
     assert isinstance(cause, ApplicationError), cause
+    assert time.monotonic() - start < 5.0, f"{kind} failed after {time.monotonic() - start:.1f} s"
     return cause, (await history_stats(handle)).activity_types
 
 
@@ -43,6 +46,9 @@ async def _failure(client: Client, task_queue: str, kind: str) -> tuple[Applicat
         ("run_stream", "ContainerUsageError", "Fix: use `run()`"),
         ("iter", "ContainerUsageError", "`iter` cannot be used inside a container"),
         ("run_handler", "UnsupportedCapabilityError", "event_stream_handler="),
+        ("prompt_surrogate", "InvalidRunInputError", "The prompt of a run of agent 'loop' cannot be serialized"),
+        ("history_strings", "InvalidRunInputError", "message_history[0] of a run of agent 'loop' is a str"),
+        ("history_foreign_part", "InvalidRunInputError", "ForeignPart"),
     ],
 )
 async def test_misuse_fails_the_workflow_before_any_activity(
@@ -50,7 +56,7 @@ async def test_misuse_fails_the_workflow_before_any_activity(
 ) -> None:
     error, activities = await _failure(client, task_queue, kind)
     assert error.type == error_type
-    assert hint in error.message
+    assert hint in error.message and "Fix" in error.message
     assert activities == []
 
 
