@@ -51,6 +51,7 @@ from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
 from ._fingerprint import agent_fingerprint
 from ._history import HISTORY_CACHE, MessageLog
+from ._inputs import check_run_inputs
 from ._model import DurableModel, model_unit_body
 from ._model_ids import (
     NamedModel,
@@ -61,7 +62,6 @@ from ._model_ids import (
     process_override_of,
 )
 from ._run import CURRENT_RUN, RunState
-from ._run_args import check_run_inputs
 from ._toolset import DurableToolset, is_per_step, is_static, list_unit_body, tool_unit_body
 from ._units import Unit, UnitKind, unit_name
 from .exceptions import (
@@ -475,15 +475,29 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Run the agent durably (inside a container), or as the engine does outside one.
 
-        Takes the same arguments as `Agent.run`.
+        Takes the same arguments as `Agent.run`. A prompt or message history that cannot cross the unit boundary
+        is refused before anything runs ([`InvalidRunInputError`][durable_agents.exceptions.InvalidRunInputError]).
         """
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         if self.in_container():
             return await self.run_in_container(user_prompt, **kwargs)
+        # Before the engine records a run; the container checks again (with the engine's payload limit), since
+        # deployments and recovered runs start there.
+        check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), None)
         return await self.run_outside_container(user_prompt, **kwargs)
 
     async def run_in_container(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
-        """The durable run: the agent graph here, every I/O operation in a unit."""
+        """The durable run: the agent graph here, every I/O operation in a unit. Engine adapters call it in a container.
+
+        Raises:
+            ContainerUsageError: Called outside a container of this engine.
+        """
+        if not self.in_container():
+            raise ContainerUsageError(
+                f"`run_in_container()` of {type(self).__name__} {self._name!r} was called outside a container of the "
+                f"{self.engine} engine; it is what the container runs. Fix: call `run()`, which starts a container "
+                "(or, inside one, runs durably)."
+            )
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         kwargs.pop("infer_name", None)
         run_handler: EventStreamHandler[Any] | None = kwargs.pop("event_stream_handler", None)

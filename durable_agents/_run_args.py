@@ -31,14 +31,14 @@ from typing import Any, cast
 
 import pydantic_core
 from pydantic import TypeAdapter, ValidationError
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, UserContent
+from pydantic_ai.messages import ModelMessage, UserContent
 from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import RunUsage, UsageLimits
 
-from ._codec import DepsCodec, check_size
-from .exceptions import ConfigurationError, ProtocolError, SerializationError
+from ._codec import DepsCodec
+from .exceptions import InvalidRunInputError, ProtocolError
 
-__all__ = ["RUN_ARGS_VERSION", "check_run_inputs", "decode_run_args", "encode_run_args", "unstored_run_args"]
+__all__ = ["RUN_ARGS_VERSION", "decode_json_args", "decode_run_args", "encode_run_args", "unstored_run_args"]
 
 RUN_ARGS_VERSION = 1
 """The version of the run-arguments frame this library writes and reads."""
@@ -59,6 +59,9 @@ _TYPES: dict[str, Any] = {
     "infer_name": bool,
 }
 
+# How errors name the types whose `__name__` does not say enough.
+_LABELS = {"user_prompt": "str | Sequence[UserContent]", "message_history": "list[ModelMessage]"}
+
 
 @functools.cache
 def _adapter(key: str) -> TypeAdapter[Any]:
@@ -78,9 +81,11 @@ def encode_run_args(deps_codec: DepsCodec, user_prompt: Any, kwargs: Mapping[str
     for key, value in {"user_prompt": user_prompt, **kwargs}.items():
         if key == "deps":
             args[key] = pydantic_core.from_json(deps_codec.encode(value))
-        elif key in _TYPES and not callable(value):
+        elif key in _TYPES:
+            # Judged by encoding, not by `callable()`: `RunUsage` is data and callable; with warnings as errors a
+            # value of another type (a function as `metadata`) is refused instead of encoded as a guess.
             try:
-                args[key] = pydantic_core.from_json(_adapter(key).dump_json(value))
+                args[key] = pydantic_core.from_json(_adapter(key).dump_json(value, warnings="error"))
             except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
                 rest[key] = value
         else:
@@ -125,64 +130,34 @@ def decode_run_args(deps_codec: DepsCodec, frame: str) -> tuple[Any, dict[str, A
     return kwargs.pop("user_prompt", None), kwargs
 
 
-# The fewest bytes one message part takes in its JSON encoding besides its text (its kind, its content key and a
-# timestamp): with the text's length, a bound on a history's size that costs one pass over its parts and is taken
-# before the history is encoded (encoding a history of tens of thousands of messages takes seconds in a workflow).
-_MIN_PART_BYTES = 64
+def decode_json_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Run arguments given as JSON data (a deployment's parameters) as the types `Agent.run` takes.
 
-
-def check_run_inputs(agent: str, user_prompt: Any, message_history: Any, limit: int | None) -> None:
-    """Refuse, before the run starts, a prompt or history that cannot reach a model unit.
-
-    Inside a container these would otherwise fail in the middle of the agent graph with a bare pydantic error
-    (on Temporal: a workflow task retried forever), or, for a long history, after the container has spent longer
-    on it than the engine allows. The history crosses into the first model unit, so it must fit one unit input:
-    a cheap lower bound on its size is checked before it is encoded at all.
+    `usage_limits={"request_limit": 5}` becomes a `UsageLimits`, a history of dicts a list of messages; values
+    that already are of their type, and arguments without a data type here, are kept as they are (deps are the
+    engine's to decode, with the agent's `deps_type`).
 
     Raises:
-        SerializationError: The prompt or a message cannot be encoded (a lone surrogate, a foreign object).
-        ConfigurationError: `message_history` is not a list of pydantic-ai messages.
-        PayloadTooLargeError: The encoded history is larger than `limit`.
+        InvalidRunInputError: A value given as JSON data does not validate as its argument's type.
     """
-    try:
-        _adapter("user_prompt").dump_json(user_prompt)
-    except (pydantic_core.PydanticSerializationError, UnicodeError) as exc:
-        raise SerializationError(
-            f"The prompt of a run of agent {agent!r} cannot be serialized: {exc}. It crosses into the model unit "
-            "as JSON. Fix: pass text that is valid Unicode (no lone surrogates, e.g. from a bad decode), or "
-            "pydantic-ai content objects."
-        ) from exc
-    if message_history is None:
-        return
-    if not isinstance(message_history, Sequence) or isinstance(message_history, str | bytes):
-        raise ConfigurationError(
-            f"message_history of a run of agent {agent!r} must be a list of pydantic-ai messages, got "
-            f"{type(message_history).__name__}. Fix: pass `result.all_messages()` of an earlier run, or stored JSON "
-            "loaded with `pydantic_ai.messages.ModelMessagesTypeAdapter.validate_json`."
-        )
-    history = cast(Sequence[Any], message_history)
-    bound = 0
-    for index, message in enumerate(history):
-        if not isinstance(message, ModelRequest | ModelResponse):
-            raise ConfigurationError(
-                f"message_history[{index}] of a run of agent {agent!r} is a {type(message).__name__}, not a "
-                "pydantic-ai ModelRequest or ModelResponse. Fix: pass `result.all_messages()` of an earlier run, or "
-                "stored JSON loaded with `pydantic_ai.messages.ModelMessagesTypeAdapter.validate_json`."
-            )
-        for part in message.parts:
-            content = getattr(part, "content", None)
-            bound += _MIN_PART_BYTES + (len(content) if isinstance(content, str) else 0)
-    what = f"The message_history of a run of agent {agent!r} ({len(history):,} messages)"
-    fix = (
-        "pass a shorter history (drop or summarise old messages, e.g. with a history processor run before the "
-        "durable run), or store the conversation elsewhere and pass only its recent part."
-    )
-    check_size(bound, limit, what, fix=fix, at_least=True)
-    try:
-        size = len(_adapter("message_history").dump_json(history))
-    except (pydantic_core.PydanticSerializationError, UnicodeError) as exc:
-        raise SerializationError(
-            f"{what} cannot be serialized: {exc}. It crosses into the model unit as JSON. Fix: build messages "
-            "from pydantic-ai's message and part classes with plain content (valid Unicode text, no foreign objects)."
-        ) from exc
-    check_size(size, limit, what, fix=fix)
+    decoded = dict(kwargs)
+    for key, value in kwargs.items():
+        if key == "deps" or key not in _TYPES or not _is_json_container(value):
+            continue
+        try:
+            decoded[key] = _adapter(key).validate_json(pydantic_core.to_json(value))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+            type_name = _LABELS.get(key) or getattr(_TYPES[key], "__name__", str(_TYPES[key]))
+            raise InvalidRunInputError(
+                f"The run argument `{key}` was given as JSON data that is not a {type_name} ({problems}). "
+                f"Fix: pass the JSON form of a {type_name}, e.g. what "
+                f"`TypeAdapter({type_name}).dump_python(value, mode='json')` gives."
+            ) from exc
+    return decoded
+
+
+def _is_json_container(value: Any) -> bool:
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, list) and any(isinstance(v, dict) for v in cast(list[Any], value))

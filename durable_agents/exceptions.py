@@ -12,6 +12,7 @@ DurableAgentsError
 │   ├── DuplicateAgentNameError   two wrapped agents share a name in one process/worker
 │   ├── ToolsetIdRequiredError    a toolset that needs a unit has no id
 │   ├── UnknownConfigKeyError     a unit config dict holds a key the engine does not know
+│   ├── InvalidConfigValueError   a unit config value is of the wrong type or out of range
 │   ├── UnsupportedCapabilityError  the engine cannot do what was asked of it
 │   ├── UnregisteredModelError    a model instance not registered with `models=` was passed in a container
 │   ├── ContainerUsageError       a method that cannot work inside a container was called in one
@@ -27,6 +28,7 @@ DurableAgentsError
 │       └── RunStillActiveError   the run is still alive (or waiting for its engine)
 ├── SerializationError            a value cannot cross the unit boundary
 │   ├── UnserializableDepsError   the run's deps cannot be serialized with the agent's `deps_type`
+│   ├── InvalidRunInputError      the run's prompt or message history is not data that can cross it
 │   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
 │   └── ProtocolError             a unit payload is of an unknown version, or not a unit frame at all
 ├── HistoryUnavailableError       the unit side could not obtain the run's message history
@@ -50,6 +52,8 @@ __all__ = [
     "EventHandlerError",
     "ForeignRunError",
     "HistoryUnavailableError",
+    "InvalidConfigValueError",
+    "InvalidRunInputError",
     "PayloadTooLargeError",
     "ProtocolError",
     "RegisteredTooLateError",
@@ -135,6 +139,19 @@ class UnknownConfigKeyError(ConfigurationError):
         super().__init__(
             f"Unknown key(s) {', '.join(repr(k) for k in unknown)} in {where}. "
             f"Known keys: {', '.join(known)}. Fix the spelling or remove the key."
+        )
+
+
+class InvalidConfigValueError(ConfigurationError):
+    """A unit config value does not fit its key's type in the engine's config type (`{"retries": "three"}`)."""
+
+    def __init__(self, where: str, key: str, value: object, problem: str, expected: str) -> None:
+        self.key = key
+        """The config key whose value is wrong."""
+        super().__init__(
+            f"Invalid value {value!r} for {key!r} in {where}: {problem}. "
+            f"Fix: give {key!r} a value of type {expected} that meets this, or remove the key to get the engine's "
+            "default."
         )
 
 
@@ -237,6 +254,13 @@ class SerializationError(DurableAgentsError):
 
 class UnserializableDepsError(SerializationError):
     """The run's deps cannot be serialized with the agent's `deps_type`."""
+
+
+class InvalidRunInputError(SerializationError):
+    """A run's `user_prompt` or `message_history` cannot cross the unit boundary; refused when `run()` is called.
+
+    A lone surrogate in a string, plain strings where messages belong, a part object pydantic-ai does not know.
+    """
 
 
 class PayloadTooLargeError(SerializationError):

@@ -19,8 +19,9 @@ from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionToolset
 
 from .._agent import DurableAgent, ParallelExecutionMode
-from .._config import UnitConfigs, config_keys
+from .._config import UnitConfigs, check_layer, config_keys
 from .._engine import DBOS_CAPABILITIES
+from .._inputs import check_run_inputs
 from .._policy import is_fatal, pause_before_retry
 from .._units import Unit
 from ..exceptions import (
@@ -28,7 +29,6 @@ from ..exceptions import (
     DuplicateAgentNameError,
     RegisteredTooLateError,
     SerializationError,
-    UnknownConfigKeyError,
 )
 from ._config import StepConfig
 from ._version import agents_of
@@ -129,9 +129,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
             raise DuplicateAgentNameError(wrapped.name, self.engine)
 
         mcp = dict(mcp_step_config or {})
-        unknown = sorted(k for k in mcp if k not in _STEP_CONFIG_KEYS)
-        if unknown:
-            raise UnknownConfigKeyError("mcp_step_config", unknown, sorted(_STEP_CONFIG_KEYS))
+        check_layer(mcp, "mcp_step_config", _STEP_CONFIG_KEYS, "StepConfig", StepConfig)
         toolset_cfgs: dict[str, Mapping[str, Any]] = {}
         tool_cfgs: dict[str, Mapping[str, Any] | None] = dict(tool_step_configs or {})
 
@@ -151,6 +149,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         configs = UnitConfigs(
             known_keys=_STEP_CONFIG_KEYS,
             config_name="StepConfig",
+            config_type=StepConfig,
             base=step_config or {},
             model=model_step_config or {},
             events=event_stream_handler_step_config or {},
@@ -230,6 +229,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "sub-agent's run then is a durable child workflow with its own steps."
             )
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        check_run_inputs(self.name, user_prompt, kwargs.get("message_history"), None)
         return await self.run_outside_container(user_prompt, **kwargs)
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:

@@ -6,8 +6,9 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
+from pydantic import Field
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
@@ -28,9 +29,9 @@ _IN_CONTAINER: ContextVar[bool] = ContextVar("durable_agents_local_container", d
 class LocalUnitConfig(TypedDict, total=False):
     """Config of a local unit."""
 
-    timeout_seconds: float
+    timeout_seconds: Annotated[float, Field(gt=0)]
     """Cancel the unit if it runs longer than this."""
-    max_attempts: int
+    max_attempts: Annotated[int, Field(ge=1)]
     """How many times to try the unit when it raises a retryable error (default 1: no retry)."""
 
 
@@ -74,6 +75,7 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         configs = UnitConfigs(
             known_keys=config_keys(LocalUnitConfig),
             config_name="LocalUnitConfig",
+            config_type=LocalUnitConfig,
             base=unit_config or {},
             model=model_unit_config or {},
             events=event_stream_handler_unit_config or {},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import itertools
@@ -27,53 +28,65 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.context import FlowRunContext
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import MissingResult, ObjectNotFound
+from prefect.filesystems import LocalFileSystem, WritableFileSystem
 from prefect.flow_engine import run_flow_async
+from prefect.results import aresolve_result_storage
 from prefect.serializers import JSONSerializer
+from prefect.settings import get_current_settings
 from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 from pydantic import TypeAdapter
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
-from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 
 from .._agent import DurableAgent, ParallelExecutionMode
-from .._config import UnitConfigs, config_keys
+from .._config import UnitConfigs, check_layer, config_keys
 from .._engine import PREFECT_CAPABILITIES
 from .._model_ids import live_override
 from .._policy import pause_before_retry
 from .._run import current_run
-from .._run_args import decode_run_args, encode_run_args, unstored_run_args
+from .._run_args import decode_json_args, decode_run_args, encode_run_args, unstored_run_args
 from .._units import Unit, UnitKind
 from ..exceptions import (
     ConfigurationError,
     DuplicateAgentNameError,
     ForeignRunError,
+    ProtocolError,
     RunArgumentsMissingError,
     RunFinishedError,
     RunNotFoundError,
     RunStillActiveError,
-    UnknownConfigKeyError,
     UnserializableDepsError,
 )
 from ._cache import FINGERPRINT_PARAMETER, RUN_PARAMETER, RUN_SCOPED, RunScope, UnitOccurrences
 from ._config import TaskConfig
 
-__all__ = ["DEFAULT_CACHE_EXPIRATION", "HEARTBEAT_LABEL", "RUN_ARGS_PARAMETER", "RUN_ID_TAG_PREFIX", "PrefectAgent"]
+__all__ = [
+    "DEFAULT_CACHE_EXPIRATION",
+    "HEARTBEAT_LABEL",
+    "INLINE_RUN_ARGS_BYTES",
+    "RUN_ARGS_PARAMETER",
+    "RUN_ID_TAG_PREFIX",
+    "PrefectAgent",
+]
 
 _RESULT_SERIALIZER = JSONSerializer(object_encoder=None, object_decoder=None)
 """Unit results are JSON frames: plain JSON, without Prefect's object hooks (which import classes named in the data)."""
-
-_HISTORY_TA: TypeAdapter[list[ModelMessage]] = TypeAdapter(list[ModelMessage])
 
 _LOG = logging.getLogger(__name__)
 
 HEARTBEAT_LABEL = "durable-agents.heartbeat"
 """Flow run label that the flow body of a `PrefectAgent` run sets to the time (Unix seconds) while it is alive."""
 RUN_ARGS_PARAMETER = "run_args"
-"""Flow parameter holding the run's arguments as a JSON frame (see `_run_args.py`)."""
+"""Flow parameter holding the run's arguments as a JSON frame (see `_run_args.py`), or a reference to the frame in
+result storage when it is large."""
+INLINE_RUN_ARGS_BYTES = 256 * 1024
+"""A run-arguments frame larger than this (encoded as a parameter) is kept in result storage, and the flow parameter
+holds a reference to it: Prefect servers refuse flow run parameters over 512 KiB."""
+_STORED_PREFIX = "durable-agents-stored:"
 RUN_ID_TAG_PREFIX = "durable-agents-run:"
 """A flow run started by `run(..., run_id=...)` is tagged with this prefix and the id, so a later `run()` of the
 same id finds it."""
@@ -196,15 +209,14 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         configs = UnitConfigs(
             known_keys=config_keys(TaskConfig),
             config_name="TaskConfig",
+            config_type=TaskConfig,
             base=task_config or {},
             model=model_task_config or {},
             events=event_stream_handler_task_config or {},
             toolsets=_ToolLayer(tool_layer, toolsets),
             tools=tool_task_config_by_name or {},
         )
-        unknown = sorted(k for k in tool_layer if k not in configs.known_keys)
-        if unknown:
-            raise UnknownConfigKeyError("tool_task_config", unknown, sorted(configs.known_keys))
+        check_layer(tool_layer, "tool_task_config", configs.known_keys, "TaskConfig", TaskConfig)
         super().__init__(
             wrapped,
             unit_configs=configs,
@@ -350,6 +362,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         # Prefect stores flow parameters as JSON and writes '<TypeName>' for what it cannot encode: the run's data
         # goes in one frame of our own instead; what is not data (output_type, a handler) is passed as it is.
         frame, rest = encode_run_args(self.deps_codec, user_prompt, kwargs)
+        frame = await self._parameter_of(frame)
         run_id = kwargs.get("run_id")
         if not isinstance(run_id, str) or FlowRunContext.get() is not None:
             # Without an id (or as a subflow of the user's flow, which owns its own durability): a new flow run.
@@ -371,6 +384,48 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         # Crashed, killed (stale RUNNING) or failed: go on with the same flow run, skipping completed tasks. A run
         # that is alive or cancelled is refused (`RunStillActiveError`, `RunFinishedError`).
         return await self.resume(existing.id, **rest)
+
+    async def _parameter_of(self, frame: str) -> str:
+        """The `run_args` parameter of a frame: the frame, or a reference to it in result storage when it is large.
+
+        Result storage is where resuming finds the run's task results too, so a process that can resume the run
+        can read its arguments.
+        """
+        if len(pydantic_core.to_json(frame)) <= INLINE_RUN_ARGS_BYTES:
+            return frame
+        data = frame.encode()
+        key = f"durable-agents/run-args/{hashlib.sha256(data).hexdigest()}.json"
+        await (await self._run_args_storage()).write_path(key, data)
+        return _STORED_PREFIX + key
+
+    async def _frame_of(self, parameter: str) -> str:
+        """The frame a `run_args` parameter holds or refers to."""
+        if not parameter.startswith(_STORED_PREFIX):
+            return parameter
+        key = parameter.removeprefix(_STORED_PREFIX)
+        try:
+            return (await (await self._run_args_storage()).read_path(key)).decode()
+        except (OSError, ValueError) as exc:
+            raise ProtocolError(
+                f"The run's arguments were kept in result storage under {key!r}, and this process cannot read them "
+                f"({exc}). Fix: resume with the same result storage (`TaskConfig(result_storage=...)`, or Prefect's "
+                "default result storage settings) as the process that started the run."
+            ) from exc
+
+    async def _run_args_storage(self) -> WritableFileSystem:
+        """The base `TaskConfig`'s result storage, else Prefect's default: a settings block, the server's, or local.
+
+        Resolved here rather than with `prefect.results.aget_default_result_storage`, whose client to the server is
+        never closed.
+        """
+        settings = get_current_settings().results
+        configured = self.unit_configs.base.get("result_storage") or settings.default_storage_block
+        if configured is None:
+            async with get_client() as client:
+                configured = (await client.read_server_default_result_storage()).default_result_storage_block_id
+        if configured is None:
+            return LocalFileSystem(basepath=str(settings.local_storage_path))
+        return await aresolve_result_storage(configured)
 
     def _persisting_flow(self) -> Flow[..., Any]:
         """The flow, storing its result: a `run()` of a completed run's `run_id` returns it.
@@ -406,13 +461,13 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             raise ConfigurationError("run_flow_body() must run inside a Prefect flow run.")
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         if run_args is not None:
-            user_prompt, stored = decode_run_args(self.deps_codec, run_args)
+            user_prompt, stored = decode_run_args(self.deps_codec, await self._frame_of(run_args))
             kwargs = {**stored, **kwargs}
-        elif "deps" in kwargs:
-            kwargs["deps"] = self._coerce_deps(kwargs["deps"])
-        history = kwargs.get("message_history")
-        if isinstance(history, list) and any(isinstance(m, dict) for m in cast(list[Any], history)):
-            kwargs["message_history"] = _HISTORY_TA.validate_python(history)
+        else:
+            # Parameters of a deployment (or of a run started by an older durable_agents) are JSON data.
+            kwargs = decode_json_args(kwargs)
+            if "deps" in kwargs:
+                kwargs["deps"] = self._coerce_deps(kwargs["deps"])
         metadata = kwargs.get("metadata")
         scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
         token = _CONTAINER.set(_Container(self, _container_key(context.flow_run), scope))
@@ -490,7 +545,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             )
             run_args = flow_run.parameters.get(RUN_ARGS_PARAMETER)
             missing = (
-                [k for k in unstored_run_args(run_args) if k not in overrides] if isinstance(run_args, str) else []
+                [k for k in unstored_run_args(await self._frame_of(run_args)) if k not in overrides]
+                if isinstance(run_args, str)
+                else []
             )
             if missing:
                 raise RunArgumentsMissingError(
@@ -607,6 +664,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         deployment = cast(
             RunnerDeployment,
             self._flow.to_deployment(
+                # Prefect's to_deployment returns a coroutine when called from async code; ours is always sync.
+                _sync=True,  # pyright: ignore[reportCallIssue]
                 name=name,
                 cron=cron,
                 interval=interval,

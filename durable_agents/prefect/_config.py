@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from prefect.cache_policies import CachePolicy
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.filesystems import WritableFileSystem
 from prefect.tasks import Task
+from pydantic import Field
 
 __all__ = ["TaskConfig"]
 
@@ -20,17 +21,19 @@ class TaskConfig(TypedDict, total=False):
     Every key mirrors the argument of the same name of `prefect.task`. Configs are layered as the core
     defines (`task_config` -> `model_task_config` / `event_stream_handler_task_config` /
     `toolset_task_configs[id]` -> `tool_task_config_by_name[name]`); a later layer overrides only the keys
-    it sets. Errors that cannot heal (our `DurableAgentsError`s, pydantic-ai `UserError`, 4xx model API
-    errors) are never retried, whatever `retries` says.
+    it sets. Every value is checked against its key's type and bounds when the `PrefectAgent` is built
+    ([`InvalidConfigValueError`][durable_agents.exceptions.InvalidConfigValueError]). Errors that cannot
+    heal (our `DurableAgentsError`s, pydantic-ai `UserError`, 4xx model API errors) are never retried,
+    whatever `retries` says.
     """
 
-    retries: int
+    retries: Annotated[int, Field(ge=0)]
     """How many times Prefect retries the task after a retryable error (default 0)."""
-    retry_delay_seconds: float | list[float]
+    retry_delay_seconds: Annotated[float, Field(ge=0)] | list[Annotated[float, Field(ge=0)]]
     """Seconds to wait before each retry: one number for every retry, or one per retry."""
     retry_condition_fn: Callable[[Task[..., Any], TaskRun, State[Any]], bool]
     """Called with the task, its run and the failed state; return `False` to stop retrying."""
-    timeout_seconds: float
+    timeout_seconds: Annotated[float, Field(gt=0)]
     """Fail the attempt (and retry it, if retries remain) when it runs longer than this."""
     cache_policy: CachePolicy
     """How a completed unit is found again. The default,

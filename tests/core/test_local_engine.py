@@ -32,6 +32,7 @@ from durable_agents._model import DurableModel
 from durable_agents.exceptions import (
     AgentNameRequiredError,
     ContainerUsageError,
+    InvalidConfigValueError,
     PayloadTooLargeError,
     ToolsetIdRequiredError,
     UnitFailedError,
@@ -130,6 +131,25 @@ def test_toolset_without_id() -> None:
 def test_unknown_config_key() -> None:
     with pytest.raises(UnknownConfigKeyError, match=r"'max_atempts'.*max_attempts"):
         LocalAgent(make_agent(), model_unit_config={"max_atempts": 3})  # type: ignore[typeddict-unknown-key]
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"max_attempts": "three"}, "max_attempts"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"timeout_seconds": -1}, "timeout_seconds"),
+    ],
+)
+def test_config_values_are_checked_when_the_wrapper_is_built(config: dict[str, Any], key: str) -> None:
+    with pytest.raises(InvalidConfigValueError, match=rf"for '{key}' in the model LocalUnitConfig"):
+        LocalAgent(make_agent(), model_unit_config=config)  # type: ignore[arg-type]
+
+
+async def test_run_in_container_outside_a_run_is_a_container_usage_error() -> None:
+    with record_units() as units, pytest.raises(ContainerUsageError, match=r"Fix: call `run\(\)`"):
+        await LocalAgent(make_agent()).run_in_container("go")
+    assert units.labels == []
 
 
 def test_caller_config_is_not_mutated() -> None:

@@ -14,6 +14,7 @@ from durable_agents.dbos import DBOSAgent, StepConfig
 from durable_agents.exceptions import (
     ContainerUsageError,
     DuplicateAgentNameError,
+    InvalidConfigValueError,
     RegisteredTooLateError,
     SerializationError,
     UnknownConfigKeyError,
@@ -78,6 +79,27 @@ def test_unknown_step_config_key(launch_sqlite: Launch, kwargs: dict[str, Any]) 
         DBOSAgent(make_agent("typo"), **kwargs)
     # Nothing was registered: the name is still free.
     DBOSAgent(make_agent("typo"), step_config=StepConfig(max_attempts=1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"step_config": {"max_attempts": "three"}}, "max_attempts"),
+        ({"model_step_config": {"max_attempts": 0}}, "max_attempts"),
+        ({"step_config": {"retries_allowed": "yes"}}, "retries_allowed"),
+        ({"mcp_step_config": {"interval_seconds": -1.0}}, "interval_seconds"),
+        ({"toolset_step_configs": {"agent": {"backoff_rate": 0}}}, "backoff_rate"),
+        ({"tool_step_configs": {"step": {"timeout_seconds": 0}}}, "timeout_seconds"),
+        ({"event_stream_handler_step_config": {"max_attempts": 2.5}}, "max_attempts"),
+    ],
+)
+def test_step_config_values_are_checked_when_the_wrapper_is_built(
+    launch_sqlite: Launch, kwargs: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(InvalidConfigValueError, match=rf"for '{key}' in .*StepConfig.*Fix: give '{key}' a value"):
+        DBOSAgent(make_agent("badvalue"), **kwargs)
+    # Nothing was registered: the name is still free, and good values pass.
+    DBOSAgent(make_agent("badvalue"), step_config=StepConfig(max_attempts=1, interval_seconds=0, timeout_seconds=None))
 
 
 async def test_unpicklable_per_run_handler(launch_sqlite: Launch) -> None:

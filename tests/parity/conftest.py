@@ -1,8 +1,8 @@
 """One runner per engine for the parity tests: the same scenario agents, wrapped for local, DBOS, Temporal, Prefect.
 
-A runner takes a scenario name and a prompt and returns the run's output, or raises [`RunFailed`][] with the
-error's type name (engines report a failed run differently: a Temporal workflow failure carries the type name of
-the error that failed it, the in-process engines raise the error itself).
+A runner takes a scenario name, a prompt and optionally a bad-input case, and returns the run's output, or
+raises [`RunFailed`][] with the error's type name (engines report a failed run differently: a Temporal workflow
+failure carries the type name of the error that failed it, the in-process engines raise the error itself).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
@@ -24,7 +25,9 @@ from tests.conftest import PREFECT_WARNING_FILTERS
 
 from . import scenarios
 
-Runner = Callable[[str, str], Awaitable[str]]
+Runner = Callable[..., Awaitable[str]]
+"""`run(scenario, prompt, case=None)`: the scenario agent's output; `case` runs it with a bad input of
+`scenarios.BAD_INPUTS` instead of the prompt alone."""
 
 
 class RunFailed(Exception):
@@ -65,8 +68,8 @@ def local_runner() -> Runner:
 
     agents = {name: LocalAgent(agent) for name, agent in scenarios.AGENTS.items()}
 
-    async def run(name: str, prompt: str) -> str:
-        return await _in_process(_output(agents[name].run(prompt)))
+    async def run(name: str, prompt: str, case: str | None = None) -> str:
+        return await _in_process(_output(_start(agents[name], prompt, case)))
 
     return run
 
@@ -83,8 +86,8 @@ def dbos_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
     DBOS(config={"name": "parity", "system_database_url": url, "application_version": "parity", "log_level": "WARNING"})
     DBOS.launch()
 
-    async def run(name: str, prompt: str) -> str:
-        return await _in_process(_output(agents[name].run(prompt)))
+    async def run(name: str, prompt: str, case: str | None = None) -> str:
+        return await _in_process(_output(_start(agents[name], prompt, case)))
 
     yield run
     DBOS.destroy(destroy_registry=True)
@@ -96,8 +99,8 @@ def prefect_runner(prefect_server: str) -> Iterator[Runner]:
 
     agents = {name: PrefectAgent(agent) for name, agent in scenarios.AGENTS.items()}
 
-    async def run(name: str, prompt: str) -> str:
-        return await _in_process(_output(agents[name].run(prompt)))
+    async def run(name: str, prompt: str, case: str | None = None) -> str:
+        return await _in_process(_output(_start(agents[name], prompt, case)))
 
     yield run
     gc.collect()
@@ -121,11 +124,11 @@ async def temporal_runner() -> AsyncIterator[Runner]:
             plugins=[DurableAgentsPlugin(*TEMPORAL_AGENTS.values())],
         ):
 
-            async def run(name: str, prompt: str) -> str:
+            async def run(name: str, prompt: str, case: str | None = None) -> str:
                 try:
                     return await client.execute_workflow(
                         ParityWorkflow.run,
-                        args=[name, prompt],
+                        args=[name, prompt, case or ""],
                         id=f"parity-{uuid.uuid4().hex[:12]}",
                         task_queue=queue,
                         # A workflow task that fails is retried forever: bound the run so such a test fails.
@@ -138,6 +141,13 @@ async def temporal_runner() -> AsyncIterator[Runner]:
                     raise
 
             yield run
+
+
+def _start(agent: Any, prompt: str, case: str | None) -> Awaitable[Any]:
+    if case is None:
+        return agent.run(prompt)
+    user_prompt, kwargs = scenarios.bad_run_input(case, prompt)
+    return agent.run(user_prompt, **kwargs)
 
 
 async def _output(call: Awaitable[object]) -> object:

@@ -16,7 +16,15 @@ from typing import Any
 import logfire
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities.process_history import ProcessHistory
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import UsageLimits
@@ -150,5 +158,54 @@ def _traced_step(i: int) -> str:
     return greeting(Person(f"r{i}"))
 
 
-AGENTS: dict[str, Agent[Any, Any]] = {a.name: a for a in (redact, grow, unserializable, limited, traced) if a.name}
+# ---------------------------------------------------------------- bad run input: refused before anything runs
+
+
+def _counted_loop(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    CALLS["parity_bad_input.model"] += 1
+    return _loop.function(messages, info)  # type: ignore[misc,return-value]
+
+
+bad_input = Agent(FunctionModel(_counted_loop), name="parity_bad_input")
+
+
+@bad_input.tool_plain(name="step")
+def _counted_step(i: int) -> str:
+    CALLS["parity_bad_input.step"] += 1
+    return f"r{i}"
+
+
+class ForeignPart:
+    """A part object pydantic-ai does not know, in an otherwise valid request."""
+
+    part_kind = "user-prompt"
+    content = "hello"
+
+
+class Opaque:
+    """A value with no JSON form."""
+
+
+BAD_INPUTS = ("surrogate_prompt", "opaque_prompt_item", "history_of_strings", "foreign_part", "surrogate_in_history")
+"""Run arguments that cannot cross the unit boundary, by case name (built by `bad_run_input`)."""
+
+
+def bad_run_input(case: str, prompt: str) -> tuple[Any, dict[str, Any]]:
+    """The `user_prompt` and other run arguments of a bad-input case, built where the run starts."""
+    if case == "surrogate_prompt":
+        return prompt + "\udc00", {}  # what `surrogateescape` decoding leaves in a string
+    if case == "opaque_prompt_item":
+        return [prompt, Opaque()], {}
+    if case == "history_of_strings":
+        return prompt, {"message_history": ["hello", "hi, how can I help?"]}
+    if case == "foreign_part":
+        return prompt, {"message_history": [ModelRequest(parts=[ForeignPart()])]}  # type: ignore[list-item]
+    if case == "surrogate_in_history":
+        return prompt, {"message_history": [ModelRequest(parts=[UserPromptPart("caf\udce9")])]}
+    raise ValueError(f"unknown bad-input case {case!r}")
+
+
+AGENTS: dict[str, Agent[Any, Any]] = {
+    a.name: a for a in (redact, grow, unserializable, limited, traced, bad_input) if a.name
+}
 """Every scenario agent, by name."""

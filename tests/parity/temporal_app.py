@@ -6,7 +6,7 @@ from temporalio import workflow
 
 from durable_agents.temporal import TemporalAgent
 
-from .scenarios import AGENTS
+from .scenarios import AGENTS, bad_run_input
 
 TEMPORAL_AGENTS = {name: TemporalAgent(agent) for name, agent in AGENTS.items()}
 
@@ -14,5 +14,9 @@ TEMPORAL_AGENTS = {name: TemporalAgent(agent) for name, agent in AGENTS.items()}
 @workflow.defn
 class ParityWorkflow:
     @workflow.run
-    async def run(self, name: str, prompt: str) -> str:
+    async def run(self, name: str, prompt: str, case: str = "") -> str:
+        if case:
+            # Built in the workflow: a value that cannot cross the boundary could not be a workflow argument.
+            user_prompt, kwargs = bad_run_input(case, prompt)
+            return str((await TEMPORAL_AGENTS[name].run(user_prompt, **kwargs)).output)
         return str((await TEMPORAL_AGENTS[name].run(prompt)).output)

@@ -20,6 +20,7 @@ from pydantic_ai.toolsets import FunctionToolset, WrapperToolset
 from durable_agents.exceptions import (
     ConfigurationError,
     DuplicateAgentNameError,
+    InvalidConfigValueError,
     UnknownConfigKeyError,
     UnserializableDepsError,
 )
@@ -194,6 +195,25 @@ async def test_listing_and_calls_of_an_io_toolset_are_tasks(tmp_path: Path) -> N
 def test_unknown_task_config_key_is_a_typed_error(tmp_path: Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(UnknownConfigKeyError, match="Known keys: cache_expiration, cache_policy"):
         PrefectAgent(counted_agent(_name("badcfg"), 1, tmp_path), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"task_config": {"retries": "three"}}, "retries"),
+        ({"model_task_config": {"retries": -1}}, "retries"),
+        ({"tool_task_config": {"retry_delay_seconds": [1.0, -2.0]}}, "retry_delay_seconds"),
+        ({"tool_task_config_by_name": {"step": {"timeout_seconds": "30"}}}, "timeout_seconds"),
+        ({"toolset_task_configs": {"agent": {"cache_policy": "run"}}}, "cache_policy"),
+        ({"event_stream_handler_task_config": {"persist_result": "yes"}}, "persist_result"),
+    ],
+)
+def test_task_config_values_are_checked_when_the_wrapper_is_built(
+    tmp_path: Path, kwargs: dict[str, Any], key: str
+) -> None:
+    # Once a run started, Prefect's own validation error came back to the model as a retry prompt.
+    with pytest.raises(InvalidConfigValueError, match=rf"for '{key}' in .*TaskConfig.*Fix: give '{key}' a value"):
+        PrefectAgent(counted_agent(_name("badvalue"), 1, tmp_path), **kwargs)
 
 
 async def test_unserializable_deps_fail_before_any_flow_run(tmp_path: Path) -> None:

@@ -6,10 +6,13 @@ import time
 from datetime import timedelta
 
 import pytest
+from pydantic_ai import Agent
+from pydantic_ai.models.test import TestModel
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from durable_agents.temporal import history_stats
+from durable_agents.exceptions import ContainerUsageError
+from durable_agents.temporal import TemporalAgent, history_stats
 
 from . import workflows as w
 from .conftest import new_id
@@ -44,9 +47,9 @@ async def _failure(client: Client, task_queue: str, kind: str) -> tuple[Applicat
         ("run_stream", "ContainerUsageError", "Fix: use `run()`"),
         ("iter", "ContainerUsageError", "`iter` cannot be used inside a container"),
         ("run_handler", "UnsupportedCapabilityError", "event_stream_handler="),
-        ("prompt_surrogate", "SerializationError", "The prompt of a run of agent 'loop' cannot be serialized"),
-        ("history_strings", "ConfigurationError", "message_history[0] of a run of agent 'loop' is a str"),
-        ("history_foreign_part", "SerializationError", "ForeignPart"),
+        ("prompt_surrogate", "InvalidRunInputError", "The prompt of a run of agent 'loop' cannot be serialized"),
+        ("history_strings", "InvalidRunInputError", "message_history[0] of a run of agent 'loop' is a str"),
+        ("history_foreign_part", "InvalidRunInputError", "ForeignPart"),
     ],
 )
 async def test_misuse_fails_the_workflow_before_any_activity(
@@ -68,3 +71,10 @@ async def test_tool_result_over_the_payload_limit_fails_with_tool_name_and_size(
     assert "2,000,000" in error.message
     # The tool activity ran once and reported the error as a value: no retry.
     assert activities == ["big.model", "big.toolset.agent.call"]
+
+
+async def test_run_in_container_outside_a_workflow_is_a_container_usage_error() -> None:
+    # It used to fail inside temporalio (`workflow.info()` outside a workflow), with a private error type.
+    temporal_agent = TemporalAgent(Agent(TestModel(), name="outside_workflow"))
+    with pytest.raises(ContainerUsageError, match=r"outside a container of the temporal engine.*Fix: call `run\(\)`"):
+        await temporal_agent.run_in_container("go")
