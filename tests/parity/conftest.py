@@ -66,7 +66,10 @@ async def _in_process(call: Awaitable[object]) -> str:
 def local_runner() -> Runner:
     from durable_agents.local import LocalAgent
 
-    agents = {name: LocalAgent(agent) for name, agent in scenarios.AGENTS.items()}
+    agents = {
+        name: LocalAgent(agent, event_stream_handler=scenarios.HANDLERS.get(name))
+        for name, agent in scenarios.AGENTS.items()
+    }
 
     async def run(name: str, prompt: str, case: str | None = None) -> str:
         return await _in_process(_output(_start(agents[name], prompt, case)))
@@ -81,7 +84,10 @@ def dbos_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
     from durable_agents.dbos import DBOSAgent
 
     DBOS.destroy(destroy_registry=True)
-    agents = {name: DBOSAgent(agent) for name, agent in scenarios.AGENTS.items()}
+    agents = {
+        name: DBOSAgent(agent, event_stream_handler=scenarios.HANDLERS.get(name))
+        for name, agent in scenarios.AGENTS.items()
+    }
     url = f"sqlite:///{tmp_path_factory.mktemp('dbos') / 'parity.sqlite'}"
     DBOS(config={"name": "parity", "system_database_url": url, "application_version": "parity", "log_level": "WARNING"})
     DBOS.launch()
@@ -97,7 +103,10 @@ def dbos_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
 def prefect_runner(prefect_server: str) -> Iterator[Runner]:
     from durable_agents.prefect import PrefectAgent
 
-    agents = {name: PrefectAgent(agent) for name, agent in scenarios.AGENTS.items()}
+    agents = {
+        name: PrefectAgent(agent, event_stream_handler=scenarios.HANDLERS.get(name))
+        for name, agent in scenarios.AGENTS.items()
+    }
 
     async def run(name: str, prompt: str, case: str | None = None) -> str:
         return await _in_process(_output(_start(agents[name], prompt, case)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import logfire
@@ -205,7 +206,40 @@ def bad_run_input(case: str, prompt: str) -> tuple[Any, dict[str, Any]]:
     raise ValueError(f"unknown bad-input case {case!r}")
 
 
+# ---------------------------------------------------------------- an event-stream handler that raises
+
+
+def _counted_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    CALLS["parity_bad_handler.model"] += 1
+    return _loop.function(messages, info)  # type: ignore[misc,return-value]
+
+
+async def _counted_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+    CALLS["parity_bad_handler.model"] += 1
+    assert _loop.stream_function is not None
+    async for item in _loop.stream_function(messages, info):
+        yield item
+
+
+bad_handler = Agent(FunctionModel(_counted_model, stream_function=_counted_stream), name="parity_bad_handler")
+
+
+@bad_handler.tool_plain(name="step")
+def _handler_step(i: int) -> str:
+    CALLS["parity_bad_handler.step"] += 1
+    return f"r{i}"
+
+
+async def _raising_handler(ctx: RunContext[Any], events: AsyncIterable[Any]) -> None:
+    async for _ in events:
+        raise RuntimeError("the dashboard is down")
+
+
+HANDLERS: dict[str, Any] = {"parity_bad_handler": _raising_handler}
+"""Event-stream handlers given to the wrapper, by scenario agent name (the wrappers of other agents get none)."""
+
+
 AGENTS: dict[str, Agent[Any, Any]] = {
-    a.name: a for a in (redact, grow, unserializable, limited, traced, bad_input) if a.name
+    a.name: a for a in (redact, grow, unserializable, limited, traced, bad_input, bad_handler) if a.name
 }
 """Every scenario agent, by name."""

@@ -6,9 +6,11 @@ from temporalio import workflow
 
 from durable_agents.temporal import TemporalAgent
 
-from .scenarios import AGENTS, bad_run_input
+from .scenarios import AGENTS, HANDLERS, bad_run_input
 
-TEMPORAL_AGENTS = {name: TemporalAgent(agent) for name, agent in AGENTS.items()}
+TEMPORAL_AGENTS = {
+    name: TemporalAgent(agent, event_stream_handler=HANDLERS.get(name)) for name, agent in AGENTS.items()
+}
 
 
 @workflow.defn

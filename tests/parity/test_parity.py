@@ -51,3 +51,13 @@ async def test_logfire_instrumented_code_in_the_agent_module_runs_in_the_contain
     scenarios.CALLS.clear()
     assert await run("parity_traced", "go") == bare
     assert scenarios.CALLS == {"parity_traced.step": 1}
+
+
+async def test_an_event_handler_that_raises_fails_the_run_once_without_asking_the_model_again(run: Runner) -> None:
+    with pytest.raises(RunFailed) as info:
+        await run("parity_bad_handler", "go")
+    assert info.value.error_type == "EventHandlerError"
+    assert "the dashboard is down" in str(info.value)
+    # The handler sees the first model request's stream; a retry would pay for that request again.
+    assert scenarios.CALLS["parity_bad_handler.model"] == 1
+    assert scenarios.CALLS["parity_bad_handler.step"] == 0
