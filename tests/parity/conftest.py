@@ -47,6 +47,7 @@ def run(request: pytest.FixtureRequest) -> Runner:
     """Run a scenario on the engine of this parametrisation."""
     scenarios.SEEN.clear()
     scenarios.CALLS.clear()
+    scenarios.data_analyst.TOOL_RUNS.clear()
     runner: Runner = request.getfixturevalue(f"{request.param}_runner")
     return runner
 
@@ -65,7 +66,7 @@ def local_runner() -> Runner:
     agents = {name: LocalAgent(agent) for name, agent in scenarios.AGENTS.items()}
 
     async def run(name: str, prompt: str) -> str:
-        return await _in_process(_output(agents[name].run(prompt)))
+        return await _in_process(_output(agents[name].run(prompt, **scenarios.run_kwargs(name))))
 
     return run
 
@@ -83,7 +84,7 @@ def dbos_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
     DBOS.launch()
 
     async def run(name: str, prompt: str) -> str:
-        return await _in_process(_output(agents[name].run(prompt)))
+        return await _in_process(_output(agents[name].run(prompt, **scenarios.run_kwargs(name))))
 
     yield run
     DBOS.destroy(destroy_registry=True)
@@ -96,7 +97,7 @@ def prefect_runner(prefect_server: str) -> Iterator[Runner]:
     agents = {name: PrefectAgent(agent) for name, agent in scenarios.AGENTS.items()}
 
     async def run(name: str, prompt: str) -> str:
-        return await _in_process(_output(agents[name].run(prompt)))
+        return await _in_process(_output(agents[name].run(prompt, **scenarios.run_kwargs(name))))
 
     yield run
     gc.collect()

@@ -11,16 +11,21 @@ from __future__ import annotations
 import copy
 import threading
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities.process_history import ProcessHistory
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.tools import DeferredToolRequests, ToolDefinition
+from pydantic_ai.toolsets import ExternalToolset, FunctionToolset
 from pydantic_ai.usage import UsageLimits
 
 from durable_agents.testing import tool_loop_model
+
+from . import data_analyst
 
 SEEN: list[list[ModelMessage]] = []
 """Every request's messages, as the scenario models received them (cleared by the tests)."""
@@ -120,5 +125,91 @@ async def _delegate(ctx: RunContext[None], i: int) -> str:
     return result.output
 
 
-AGENTS: dict[str, Agent[Any, Any]] = {a.name: a for a in (redact, grow, unserializable, limited) if a.name}
+# ---------------------------------------------------------------- tools that change deps
+
+
+@dataclass
+class Gate:
+    unlocked: bool = False
+    keep: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+def _follow_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    names = sorted(t.name for t in info.function_tools)
+    returns = tool_returns(messages)
+    if not returns:
+        return ModelResponse(parts=[ToolCallPart("unlock", {}, tool_call_id="c1")])
+    if "secret" in names and len(returns) == 1:
+        return ModelResponse(parts=[ToolCallPart("secret", {}, tool_call_id="c2")])
+    return ModelResponse(parts=[TextPart(f"offered={names} results={returns}")])
+
+
+follow = Agent(FunctionModel(_follow_model), name="parity_follow", deps_type=Gate)
+
+
+@follow.tool
+def unlock(ctx: RunContext[Gate]) -> str:
+    CALLS["parity_follow.unlock"] += 1
+    ctx.deps.unlocked = True
+    return "unlocked"
+
+
+@follow.toolset(id="gated")
+def _gated(ctx: RunContext[Gate]) -> FunctionToolset[Gate] | None:
+    if not ctx.deps.unlocked:
+        return None
+    tools = FunctionToolset[Gate]()
+
+    @tools.tool_plain
+    def secret() -> str:
+        CALLS["parity_follow.secret"] += 1
+        return "the secret"
+
+    return tools
+
+
+keep_lock = Agent(tool_loop_model(1), name="parity_keep_lock", deps_type=Gate)
+
+
+@keep_lock.tool(name="step")
+def _keep_lock(ctx: RunContext[Gate], i: int) -> str:
+    CALLS["parity_keep_lock.step"] += 1
+    ctx.deps.keep["lock"] = threading.Lock()  # a change that cannot be carried back into the run
+    return "kept"
+
+
+# ---------------------------------------------------------------- a run-time toolset that executes nothing
+
+
+def _external_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[ToolCallPart("ask_user", {"question": "which?"}, tool_call_id="e1")])
+
+
+external = Agent(FunctionModel(_external_model), name="parity_external", output_type=[str, DeferredToolRequests])
+
+
+def _external_toolset() -> ExternalToolset[Any]:
+    schema = {"type": "object", "properties": {"question": {"type": "string"}}, "required": ["question"]}
+    return ExternalToolset([ToolDefinition(name="ask_user", parameters_json_schema=schema)])
+
+
+AGENTS: dict[str, Agent[Any, Any]] = {
+    a.name: a
+    for a in (redact, grow, unserializable, limited, follow, keep_lock, external, data_analyst.analyst_agent)
+    if a.name
+}
 """Every scenario agent, by name."""
+
+RUN_KWARGS: dict[str, Callable[[], dict[str, Any]]] = {
+    "parity_follow": lambda: {"deps": Gate()},
+    "parity_keep_lock": lambda: {"deps": Gate()},
+    "parity_external": lambda: {"toolsets": [_external_toolset()]},
+    "parity_analyst": lambda: {"deps": data_analyst.AnalystAgentDeps()},
+}
+"""The run arguments besides the prompt a scenario runs with, made anew for each run (on every engine)."""
+
+
+def run_kwargs(name: str) -> dict[str, Any]:
+    """The run arguments of scenario `name`, besides the prompt."""
+    factory = RUN_KWARGS.get(name)
+    return {} if factory is None else factory()

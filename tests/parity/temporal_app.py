@@ -6,7 +6,7 @@ from temporalio import workflow
 
 from durable_agents.temporal import TemporalAgent
 
-from .scenarios import AGENTS
+from .scenarios import AGENTS, run_kwargs
 
 TEMPORAL_AGENTS = {name: TemporalAgent(agent) for name, agent in AGENTS.items()}
 
@@ -15,4 +15,4 @@ TEMPORAL_AGENTS = {name: TemporalAgent(agent) for name, agent in AGENTS.items()}
 class ParityWorkflow:
     @workflow.run
     async def run(self, name: str, prompt: str) -> str:
-        return str((await TEMPORAL_AGENTS[name].run(prompt)).output)
+        return str((await TEMPORAL_AGENTS[name].run(prompt, **run_kwargs(name))).output)
