@@ -436,11 +436,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 f"The {self.engine} engine cannot take an event_stream_handler per run: units run on workers that "
                 f"cannot receive a function. Fix: pass `event_stream_handler=` when building the {type(self).__name__}."
             )
-        if kwargs.get("toolsets"):
-            raise ContainerUsageError(
-                "Run-time toolsets cannot be used inside a container: their tools would have no registered units. "
-                "Fix: add the toolsets to the Agent before wrapping it."
-            )
+        run_toolsets = self.check_run_toolsets(kwargs.pop("toolsets", None))
         model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
         if isinstance(kwargs.get("metadata"), Mapping):
@@ -460,7 +456,9 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         handler_token = _RUN_HANDLER.set(run_handler)
         try:
             with (
-                self.wrapped.override(model=DurableModel(model, self), tools=[], toolsets=self._toolsets),
+                self.wrapped.override(
+                    model=DurableModel(model, self), tools=[], toolsets=[*self._toolsets, *run_toolsets]
+                ),
                 AbstractAgent.parallel_tool_call_execution_mode(self._parallel_mode),
             ):
                 return await self.wrapped.run(
@@ -474,6 +472,29 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             # conversation go now rather than when the thread runs something else.
             state.log = MessageLog()
             state.listings.clear()
+
+    def check_run_toolsets(self, toolsets: Sequence[AbstractToolset[Any]] | None) -> list[AbstractToolset[Any]]:
+        """The run-time `toolsets=` of a durable run, if nothing of theirs would run in a unit.
+
+        A toolset whose every leaf is an `ExternalToolset` executes nothing: its calls end the run as
+        `DeferredToolRequests`, so it needs no registered unit.
+
+        Raises:
+            ContainerUsageError: A toolset has tools that would run; they would have no registered units.
+        """
+        toolsets = list(toolsets or [])
+        leaves: list[AbstractToolset[Any]] = []
+        for toolset in toolsets:
+            toolset.apply(leaves.append)
+        for leaf in leaves:
+            if not isinstance(leaf, ExternalToolset):
+                raise ContainerUsageError(
+                    f"The run-time toolset {leaf.label} cannot be used in a durable run: its tools would run, and "
+                    "would have no registered units. Only toolsets that execute nothing (`ExternalToolset`, whose "
+                    "calls end the run as `DeferredToolRequests`) may be passed to `run(toolsets=...)`. Fix: add "
+                    "the toolset to the Agent before wrapping it."
+                )
+        return toolsets
 
     def _refuse_in_container(self, method: str) -> None:
         if self.in_container():
