@@ -19,7 +19,8 @@ container ([`run_outside_container`][durable_agents.DurableAgent.run_outside_con
 | method | inside a container | outside a container |
 |---|---|---|
 | `run`, `run_sync` | durable run: units for every I/O | engine-specific (start a container, or bare) |
-| `iter`, `run_stream`, `run_stream_events` | `ContainerUsageError` | like the bare agent (not durable) |
+| `iter` | node by node over a durable run | like the bare agent (not durable) |
+| `run_stream`, `run_stream_events` | `ContainerUsageError` | like the bare agent (not durable) |
 | `override(model=...)` | honoured by durable runs (as is the plain agent's) | like the bare agent |
 | `override(tools=/toolsets=)` | `ContainerUsageError` | `ContainerUsageError` (fixed at wrapping) |
 """
@@ -30,7 +31,7 @@ import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
@@ -262,7 +263,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
 
     @abstractmethod
     def in_container(self) -> bool:
-        """Whether the calling code runs inside a container of this engine."""
+        """Whether the calling code runs inside a container of this engine, where a run of this agent is durable."""
 
     @abstractmethod
     def new_run_key(self) -> str:
@@ -429,13 +430,35 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     async def run_in_container(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
         """The durable run: the agent graph here, every I/O operation in a unit."""
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        kwargs.pop("infer_name", None)
         run_handler: EventStreamHandler[Any] | None = kwargs.pop("event_stream_handler", None)
         if run_handler is not None and not self.capabilities.per_run_event_handler:
             raise UnsupportedCapabilityError(
                 f"The {self.engine} engine cannot take an event_stream_handler per run: units run on workers that "
                 f"cannot receive a function. Fix: pass `event_stream_handler=` when building the {type(self).__name__}."
             )
+        handler = run_handler or self._handler
+        async with self._durable(kwargs, handler, run_handler) as run_kwargs:
+            return await self.wrapped.run(
+                user_prompt, event_stream_handler=collect_events(self) if handler else None, **run_kwargs
+            )
+
+    def container_context(self) -> AbstractContextManager[None]:
+        """What the engine needs around the container code of a durable run (nothing, unless overridden)."""
+        return nullcontext()
+
+    @asynccontextmanager
+    async def _durable(
+        self,
+        kwargs: dict[str, Any],
+        handler: EventStreamHandler[Any] | None,
+        run_handler: EventStreamHandler[Any] | None,
+    ) -> AsyncGenerator[dict[str, Any]]:
+        """Set up a durable run and give the arguments for the wrapped agent's `run` or `iter`.
+
+        Inside, the wrapped agent runs with the durable model and toolsets; units stream to `handler`.
+        """
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs.pop("infer_name", None)
         run_toolsets = self.check_run_toolsets(kwargs.pop("toolsets", None))
         model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
@@ -449,21 +472,19 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         kwargs.setdefault("run_id", short_id)
         if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
             kwargs["conversation_id"] = short_id
-        handler = run_handler or self._handler
         state = RunState(self._name, run_key, model_id, deps_json, handler)
         HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)
         try:
             with (
+                self.container_context(),
                 self.wrapped.override(
                     model=DurableModel(model, self), tools=[], toolsets=[*self._toolsets, *run_toolsets]
                 ),
                 AbstractAgent.parallel_tool_call_execution_mode(self._parallel_mode),
             ):
-                return await self.wrapped.run(
-                    user_prompt, event_stream_handler=collect_events(self) if handler else None, **kwargs
-                )
+                yield kwargs
         finally:
             _RUN_HANDLER.reset(handler_token)
             CURRENT_RUN.reset(run_token)
@@ -496,18 +517,32 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 )
         return toolsets
 
+    def in_engine_code(self) -> bool:
+        """Whether the caller is container code of this engine: this agent's container, or one of the user's."""
+        return self.in_container()
+
     def _refuse_in_container(self, method: str) -> None:
-        if self.in_container():
+        if self.in_engine_code():
             raise ContainerUsageError(
                 f"`{method}` cannot be used inside a container: tokens cannot stream out of a workflow or flow. "
                 "Fix: use `run()` and an `event_stream_handler` (it sees the live model stream inside the model unit)."
             )
 
     @asynccontextmanager
-    async def iter(self, *args: Any, **kwargs: Any) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like `Agent.iter` outside a container; refused in one."""
-        self._refuse_in_container("iter")
-        async with self.wrapped.iter(*args, **kwargs) as agent_run:
+    async def iter(self, user_prompt: Any = None, **kwargs: Any) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like `Agent.iter`; inside a container, node by node over a durable run.
+
+        Each node's I/O (model requests, tool calls, listings) is a unit, as in `run()`, so the container replays
+        the same nodes after a crash. As in `Agent.iter`, no event-stream handler is called.
+        """
+        if not self.in_container():
+            async with self.wrapped.iter(user_prompt, **kwargs) as agent_run:
+                yield agent_run
+            return
+        async with (
+            self._durable(kwargs, None, None) as run_kwargs,
+            self.wrapped.iter(user_prompt, **run_kwargs) as agent_run,
+        ):
             yield agent_run
 
     def run_stream(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]

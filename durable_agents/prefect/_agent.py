@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -35,7 +35,7 @@ from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
-from pydantic_ai.run import AgentRunResult
+from pydantic_ai.run import AgentRun, AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 
 from .._agent import DurableAgent, ParallelExecutionMode
@@ -94,6 +94,16 @@ class _Container:
 
 
 _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_container", default=None)
+
+# The containers of agent runs that the user's own flows iterate (`iter()`), by flow run id: the runs of one flow
+# run count on, so each gets its own run key. A bounded number is kept; the oldest go first.
+_USER_FLOW_CONTAINERS: dict[str, _Container] = {}
+_USER_FLOW_CONTAINERS_KEPT = 256
+
+
+def _metadata_scope(metadata: Any) -> bytes:
+    return pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
+
 
 # Every PrefectAgent of this process by name, so a pickled reference (Prefect bundles, `serve`) finds it again.
 _REGISTRY: dict[str, PrefectAgent[Any, Any]] = {}
@@ -309,6 +319,34 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         container = _CONTAINER.get()
         return container is not None and container.agent is self and FlowRunContext.get() is not None
 
+    def in_engine_code(self) -> bool:
+        """Whether the caller runs in a Prefect flow: this agent's, or the user's own `@flow`."""
+        return FlowRunContext.get() is not None
+
+    @contextlib.asynccontextmanager
+    async def iter(self, user_prompt: Any = None, **kwargs: Any) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like `Agent.iter`; in a flow (the agent's or the user's own `@flow`), node by node over a durable run.
+
+        In the user's flow, the run's units are tasks of that flow run, so a retry or a resume of it skips the
+        units that completed, as for a run in the agent's own flow.
+        """
+        context = FlowRunContext.get()
+        if context is None or context.flow_run is None or self.in_container():
+            async with super().iter(user_prompt, **kwargs) as agent_run:
+                yield agent_run
+            return
+        flow_run_id = str(context.flow_run.id)
+        container = _USER_FLOW_CONTAINERS.pop(flow_run_id, None) or _Container(self, flow_run_id, b"null")
+        _USER_FLOW_CONTAINERS[flow_run_id] = container  # most recent last: the oldest are dropped first
+        while len(_USER_FLOW_CONTAINERS) > _USER_FLOW_CONTAINERS_KEPT:
+            del _USER_FLOW_CONTAINERS[next(iter(_USER_FLOW_CONTAINERS))]
+        token = _CONTAINER.set(replace(container, agent=self, metadata=_metadata_scope(kwargs.get("metadata"))))
+        try:
+            async with super().iter(user_prompt, **kwargs) as agent_run:
+                yield agent_run
+        finally:
+            _CONTAINER.reset(token)
+
     def new_run_key(self) -> str:
         container = _CONTAINER.get()
         if container is None:
@@ -417,9 +455,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         history = kwargs.get("message_history")
         if isinstance(history, list) and any(isinstance(m, dict) for m in cast(list[Any], history)):
             kwargs["message_history"] = _HISTORY_TA.validate_python(history)
-        metadata = kwargs.get("metadata")
-        scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
-        token = _CONTAINER.set(_Container(self, str(context.flow_run.id), scope))
+        token = _CONTAINER.set(_Container(self, str(context.flow_run.id), _metadata_scope(kwargs.get("metadata"))))
         heartbeat = asyncio.create_task(self._heartbeat(context.flow_run.id))
         try:
             return await self.run_in_container(user_prompt, **kwargs)

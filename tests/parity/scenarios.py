@@ -213,3 +213,25 @@ def run_kwargs(name: str) -> dict[str, Any]:
     """The run arguments of scenario `name`, besides the prompt."""
     factory = RUN_KWARGS.get(name)
     return {} if factory is None else factory()
+
+
+# ---------------------------------------------------------------- container code that iterates or streams
+
+
+async def in_container_code(agent: Any, name: str, prompt: str, mode: str) -> str:
+    """What container code (a workflow, a flow) does with a scenario agent, as a string to compare.
+
+    `run`: the output. `iter`: the node types it went through, then the output. `run_stream` and
+    `run_stream_events`: the output (these are refused inside containers).
+    """
+    kwargs = run_kwargs(name)
+    if mode == "iter":
+        async with agent.iter(prompt, **kwargs) as agent_run:
+            nodes = [type(node).__name__ async for node in agent_run]
+        return f"{nodes} -> {agent_run.result.output}"
+    if mode == "run_stream":
+        async with agent.run_stream(prompt, **kwargs) as stream:
+            return str(await stream.get_output())
+    if mode == "run_stream_events":
+        return str([type(event).__name__ async for event in agent.run_stream_events(prompt, **kwargs)])
+    return str((await agent.run(prompt, **kwargs)).output)

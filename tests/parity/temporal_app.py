@@ -6,7 +6,7 @@ from temporalio import workflow
 
 from durable_agents.temporal import TemporalAgent
 
-from .scenarios import AGENTS, run_kwargs
+from .scenarios import AGENTS, in_container_code
 
 TEMPORAL_AGENTS = {name: TemporalAgent(agent) for name, agent in AGENTS.items()}
 
@@ -14,5 +14,5 @@ TEMPORAL_AGENTS = {name: TemporalAgent(agent) for name, agent in AGENTS.items()}
 @workflow.defn
 class ParityWorkflow:
     @workflow.run
-    async def run(self, name: str, prompt: str) -> str:
-        return str((await TEMPORAL_AGENTS[name].run(prompt, **run_kwargs(name))).output)
+    async def run(self, name: str, prompt: str, mode: str = "run") -> str:
+        return await in_container_code(TEMPORAL_AGENTS[name], name, prompt, mode)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from durable_agents.testing import record_units
+
 from . import scenarios
 from .conftest import RunFailed, Runner
 
@@ -76,3 +78,28 @@ async def test_a_deps_change_that_cannot_be_carried_fails_typed_naming_the_field
 async def test_a_run_time_toolset_that_executes_nothing_ends_the_run_with_deferred_requests(run: Runner) -> None:
     bare = await same_as_bare(run, "parity_external")
     assert bare.startswith("DeferredToolRequests(calls=[ToolCallPart(tool_name='ask_user'")
+
+
+@pytest.mark.parametrize("name", ["parity_grow", "parity_analyst"])
+async def test_iter_in_container_code_goes_node_by_node_over_a_durable_run(run_in_container: Runner, name: str) -> None:
+    prompt = scenarios.data_analyst.PROMPT if name == "parity_analyst" else "go"
+    bare = await scenarios.in_container_code(scenarios.AGENTS[name], name, prompt, "iter")
+    assert bare.startswith("['UserPromptNode', 'ModelRequestNode', 'CallToolsNode', 'ModelRequestNode'")
+    scenarios.CALLS.clear()
+    scenarios.data_analyst.TOOL_RUNS.clear()
+    recorder = record_units()
+    with recorder as units:
+        assert await run_in_container(name, prompt, "iter") == bare
+    # Durable: every model request and tool call of the iteration ran as a unit of the engine.
+    labels = [label.removeprefix(f"{name}.") for label in units.labels]
+    assert labels.count("model") == bare.count("ModelRequestNode")
+    assert len([label for label in labels if ".call/" in label]) == bare.count("CallToolsNode") - 1
+
+
+@pytest.mark.parametrize("mode", ["run_stream", "run_stream_events"])
+async def test_streaming_in_container_code_is_refused_with_the_reason(run_in_container: Runner, mode: str) -> None:
+    with pytest.raises(RunFailed) as info:
+        await run_in_container("parity_grow", "go", mode)
+    assert info.value.error_type == "ContainerUsageError"
+    assert f"`{mode}` cannot be used inside a container" in str(info.value)
+    assert scenarios.CALLS == {}

@@ -38,7 +38,6 @@ async def _failure(client: Client, task_queue: str, kind: str) -> tuple[Applicat
         ("unregistered_model", "UnregisteredModelError", "models={'name': model}"),
         ("unserializable_deps", "UnserializableDepsError", "deps_type"),
         ("run_stream", "ContainerUsageError", "Fix: use `run()`"),
-        ("iter", "ContainerUsageError", "`iter` cannot be used inside a container"),
         ("run_handler", "UnsupportedCapabilityError", "event_stream_handler="),
     ],
 )

@@ -223,9 +223,6 @@ class MisuseWorkflow:
         if kind == "run_stream":
             async with loop_agent.run_stream("go") as stream:
                 return await stream.get_output()
-        if kind == "iter":
-            async with loop_agent.iter("go") as run:
-                return str(run)
         if kind == "run_handler":
             return (await loop_agent.run("go", event_stream_handler=record_events)).output
         raise ValueError(kind)
