@@ -20,7 +20,7 @@ container ([`run_outside_container`][durable_agents.DurableAgent.run_outside_con
 |---|---|---|
 | `run`, `run_sync` | durable run: units for every I/O | engine-specific (start a container, or bare) |
 | `iter` | node by node over a durable run | like the bare agent (not durable) |
-| `run_stream`, `run_stream_events` | `ContainerUsageError` | like the bare agent (not durable) |
+| `run_stream`, `run_stream_events` | buffered over a durable run (responses whole) | like the bare agent |
 | `override(model=...)` | honoured by durable runs (as is the plain agent's) | like the bare agent |
 | `override(tools=/toolsets=)` | `ContainerUsageError` | `ContainerUsageError` (fixed at wrapping) |
 """
@@ -31,7 +31,14 @@ import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, asynccontextmanager, contextmanager, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    ExitStack,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
@@ -452,10 +459,13 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         kwargs: dict[str, Any],
         handler: EventStreamHandler[Any] | None,
         run_handler: EventStreamHandler[Any] | None,
+        *,
+        streamed: bool = False,
     ) -> AsyncGenerator[dict[str, Any]]:
-        """Set up a durable run and give the arguments for the wrapped agent's `run` or `iter`.
+        """Set up a durable run and give the arguments for the wrapped agent's `run`, `iter` or streaming methods.
 
-        Inside, the wrapped agent runs with the durable model and toolsets; units stream to `handler`.
+        Inside, the wrapped agent runs with the durable model and toolsets; units stream to `handler`. `streamed`:
+        container code streams the run (`iter`, `run_stream`, `run_stream_events`).
         """
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         kwargs.pop("infer_name", None)
@@ -472,7 +482,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         kwargs.setdefault("run_id", short_id)
         if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
             kwargs["conversation_id"] = short_id
-        state = RunState(self._name, run_key, model_id, deps_json, handler)
+        state = RunState(self._name, run_key, model_id, deps_json, handler, replay_parts=streamed)
         HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)
@@ -517,43 +527,48 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 )
         return toolsets
 
-    def in_engine_code(self) -> bool:
-        """Whether the caller is container code of this engine: this agent's container, or one of the user's."""
-        return self.in_container()
-
-    def _refuse_in_container(self, method: str) -> None:
-        if self.in_engine_code():
-            raise ContainerUsageError(
-                f"`{method}` cannot be used inside a container: tokens cannot stream out of a workflow or flow. "
-                "Fix: use `run()` and an `event_stream_handler` (it sees the live model stream inside the model unit)."
-            )
-
-    @asynccontextmanager
-    async def iter(self, user_prompt: Any = None, **kwargs: Any) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
+    def iter(self, user_prompt: Any = None, **kwargs: Any) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Like `Agent.iter`; inside a container, node by node over a durable run.
 
         Each node's I/O (model requests, tool calls, listings) is a unit, as in `run()`, so the container replays
-        the same nodes after a crash. As in `Agent.iter`, no event-stream handler is called.
+        the same nodes after a crash. As in `Agent.iter`, no event-stream handler is called; `node.stream()` gives
+        each model response's parts whole (see `run_stream_events`).
         """
+        return self._durable_call("iter", user_prompt, kwargs)
+
+    def run_stream(self, user_prompt: Any = None, **kwargs: Any) -> AbstractAsyncContextManager[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like `Agent.run_stream`; inside a container, a buffered stream over a durable run.
+
+        The model request runs in a unit, so the output does not arrive token by token: the final response
+        arrives whole, and `stream_output()` / `stream_text()` give it in one piece. The live tokens are seen
+        inside the model unit, by the wrapper's `event_stream_handler`.
+        """
+        return self._durable_call("run_stream", user_prompt, kwargs)
+
+    def run_stream_events(self, user_prompt: Any = None, **kwargs: Any) -> AbstractAsyncContextManager[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like `Agent.run_stream_events`; inside a container, the buffered events of a durable run.
+
+        The events come from the run's units as each finishes: a model response's parts arrive whole (a part
+        start and end, no deltas: the tokens streamed inside the model unit), tool calls and results and the
+        final result as in a bare run, then the run's result. A recovered container sees the same events.
+        """
+        return self._durable_call("run_stream_events", user_prompt, kwargs)
+
+    @asynccontextmanager
+    async def _durable_call(
+        self, method: Literal["iter", "run_stream", "run_stream_events"], user_prompt: Any, kwargs: dict[str, Any]
+    ) -> AsyncGenerator[Any]:
+        """The wrapped agent's `method` (an async context manager): bare outside a container, durable inside one."""
+        call = getattr(self.wrapped, method)
         if not self.in_container():
-            async with self.wrapped.iter(user_prompt, **kwargs) as agent_run:
-                yield agent_run
+            async with call(user_prompt, **kwargs) as value:
+                yield value
             return
         async with (
-            self._durable(kwargs, None, None) as run_kwargs,
-            self.wrapped.iter(user_prompt, **run_kwargs) as agent_run,
+            self._durable(kwargs, None, None, streamed=True) as run_kwargs,
+            call(user_prompt, **run_kwargs) as value,
         ):
-            yield agent_run
-
-    def run_stream(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like `Agent.run_stream` outside a container; refused in one."""
-        self._refuse_in_container("run_stream")
-        return self.wrapped.run_stream(*args, **kwargs)
-
-    def run_stream_events(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like `Agent.run_stream_events` outside a container; refused inside one."""
-        self._refuse_in_container("run_stream_events")
-        return self.wrapped.run_stream_events(*args, **kwargs)
+            yield value
 
     @contextmanager
     def override(self, **kwargs: Any) -> Generator[None]:  # pyright: ignore[reportIncompatibleMethodOverride]

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 from uuid import UUID
 
 import pydantic_core
@@ -35,7 +35,7 @@ from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
-from pydantic_ai.run import AgentRun, AgentRunResult
+from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 
 from .._agent import DurableAgent, ParallelExecutionMode
@@ -319,21 +319,19 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         container = _CONTAINER.get()
         return container is not None and container.agent is self and FlowRunContext.get() is not None
 
-    def in_engine_code(self) -> bool:
-        """Whether the caller runs in a Prefect flow: this agent's, or the user's own `@flow`."""
-        return FlowRunContext.get() is not None
-
     @contextlib.asynccontextmanager
-    async def iter(self, user_prompt: Any = None, **kwargs: Any) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like `Agent.iter`; in a flow (the agent's or the user's own `@flow`), node by node over a durable run.
+    async def _durable_call(
+        self, method: Literal["iter", "run_stream", "run_stream_events"], user_prompt: Any, kwargs: dict[str, Any]
+    ) -> AsyncGenerator[Any]:
+        """As in every engine; in the user's own `@flow` too, whose flow run is then the run's container.
 
-        In the user's flow, the run's units are tasks of that flow run, so a retry or a resume of it skips the
-        units that completed, as for a run in the agent's own flow.
+        The run's units are tasks of the user's flow run, so a retry or resume of it skips those that completed,
+        as for a run in the agent's own flow.
         """
         context = FlowRunContext.get()
         if context is None or context.flow_run is None or self.in_container():
-            async with super().iter(user_prompt, **kwargs) as agent_run:
-                yield agent_run
+            async with super()._durable_call(method, user_prompt, kwargs) as value:
+                yield value
             return
         flow_run_id = str(context.flow_run.id)
         container = _USER_FLOW_CONTAINERS.pop(flow_run_id, None) or _Container(self, flow_run_id, b"null")
@@ -342,8 +340,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             del _USER_FLOW_CONTAINERS[next(iter(_USER_FLOW_CONTAINERS))]
         token = _CONTAINER.set(replace(container, agent=self, metadata=_metadata_scope(kwargs.get("metadata"))))
         try:
-            async with super().iter(user_prompt, **kwargs) as agent_run:
-                yield agent_run
+            async with super()._durable_call(method, user_prompt, kwargs) as value:
+                yield value
         finally:
             _CONTAINER.reset(token)
 

@@ -17,7 +17,15 @@ from typing import Any
 
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities.process_history import ProcessHistory
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import DeferredToolRequests, ToolDefinition
 from pydantic_ai.toolsets import ExternalToolset, FunctionToolset
@@ -193,9 +201,20 @@ def _external_toolset() -> ExternalToolset[Any]:
     return ExternalToolset([ToolDefinition(name="ask_user", parameters_json_schema=schema)])
 
 
+# ---------------------------------------------------------------- a model that streams
+
+stream = Agent(tool_loop_model(2), name="parity_stream")
+
+
+@stream.tool_plain(name="step")
+def _stream_step(i: int) -> str:
+    CALLS["parity_stream.step"] += 1
+    return f"r{i}"
+
+
 AGENTS: dict[str, Agent[Any, Any]] = {
     a.name: a
-    for a in (redact, grow, unserializable, limited, follow, keep_lock, external, data_analyst.analyst_agent)
+    for a in (redact, grow, unserializable, limited, follow, keep_lock, external, stream, data_analyst.analyst_agent)
     if a.name
 }
 """Every scenario agent, by name."""
@@ -221,8 +240,9 @@ def run_kwargs(name: str) -> dict[str, Any]:
 async def in_container_code(agent: Any, name: str, prompt: str, mode: str) -> str:
     """What container code (a workflow, a flow) does with a scenario agent, as a string to compare.
 
-    `run`: the output. `iter`: the node types it went through, then the output. `run_stream` and
-    `run_stream_events`: the output (these are refused inside containers).
+    `run`: the output. `iter`: the node types it went through, then the output. `run_stream`: the streamed
+    output. `run_stream_events`: the types of the events, without deltas (inside a container a response's parts
+    arrive whole), then the output.
     """
     kwargs = run_kwargs(name)
     if mode == "iter":
@@ -233,5 +253,8 @@ async def in_container_code(agent: Any, name: str, prompt: str, mode: str) -> st
         async with agent.run_stream(prompt, **kwargs) as stream:
             return str(await stream.get_output())
     if mode == "run_stream_events":
-        return str([type(event).__name__ async for event in agent.run_stream_events(prompt, **kwargs)])
+        async with agent.run_stream_events(prompt, **kwargs) as events:
+            seen = [event async for event in events]
+        kinds = [type(event).__name__ for event in seen if not isinstance(event, PartDeltaEvent)]
+        return f"{kinds} -> {getattr(seen[-1], 'result').output}"
     return str((await agent.run(prompt, **kwargs)).output)

@@ -97,9 +97,12 @@ async def test_iter_in_container_code_goes_node_by_node_over_a_durable_run(run_i
 
 
 @pytest.mark.parametrize("mode", ["run_stream", "run_stream_events"])
-async def test_streaming_in_container_code_is_refused_with_the_reason(run_in_container: Runner, mode: str) -> None:
-    with pytest.raises(RunFailed) as info:
-        await run_in_container("parity_grow", "go", mode)
-    assert info.value.error_type == "ContainerUsageError"
-    assert f"`{mode}` cannot be used inside a container" in str(info.value)
-    assert scenarios.CALLS == {}
+async def test_streaming_in_container_code_is_buffered_over_a_durable_run(run_in_container: Runner, mode: str) -> None:
+    bare = await scenarios.in_container_code(scenarios.stream, "parity_stream", "go", mode)
+    assert bare.endswith("done: r0, r1")
+    scenarios.CALLS.clear()
+    with record_units() as units:
+        assert await run_in_container("parity_stream", "go", mode) == bare
+    assert scenarios.CALLS == {"parity_stream.step": 2}
+    labels = [label.removeprefix("parity_stream.") for label in units.labels]
+    assert labels == ["model", "toolset.agent.call/step", "model", "toolset.agent.call/step", "model"]

@@ -37,7 +37,6 @@ async def _failure(client: Client, task_queue: str, kind: str) -> tuple[Applicat
     [
         ("unregistered_model", "UnregisteredModelError", "models={'name': model}"),
         ("unserializable_deps", "UnserializableDepsError", "deps_type"),
-        ("run_stream", "ContainerUsageError", "Fix: use `run()`"),
         ("run_handler", "UnsupportedCapabilityError", "event_stream_handler="),
     ],
 )
