@@ -63,7 +63,8 @@ class DepsCodec:
                 )
             return b"null"
         try:
-            return self._ta.dump_json(deps)
+            # A value of the wrong type is caught by validating it back (`check`, `changed`), with a typed error.
+            return self._ta.dump_json(deps, warnings=False)
         except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
             where = _unserializable_path(deps, "deps")
             raise UnserializableDepsError(
