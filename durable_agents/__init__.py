@@ -22,6 +22,7 @@ from ._engine import (
     get_engine,
     register_engine,
 )
+from ._secrets import Secret
 from ._units import Unit, UnitKind, unit_name
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "EngineCapabilities",
     "EngineInfo",
     "ParallelExecutionMode",
+    "Secret",
     "Unit",
     "UnitConfigs",
     "UnitKind",

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping, Sequence
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
@@ -68,6 +69,7 @@ from ._model_ids import (
     process_override_of,
 )
 from ._run import CURRENT_RUN, RunState
+from ._run_args import check_run_inputs
 from ._toolset import DurableToolset, is_per_step, is_static, list_unit_body, tool_unit_body
 from ._units import Unit, UnitKind, unit_name
 from .exceptions import (
@@ -89,6 +91,21 @@ _RUN_HANDLER: ContextVar[EventStreamHandler[Any] | None] = ContextVar("durable_a
 
 # How the agent's own function toolset (id '<agent>') is called in unit names.
 _AGENT_TOOLSET_UNIT_ID = "agent"
+
+
+SourceSite = tuple[str, str | None, int]
+"""Module name, file and line of a place in the source."""
+
+
+def defining_site() -> SourceSite:
+    """Module name, file and line of the code that is building a wrapper (the first frame outside this package)."""
+    frame = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith("durable_agents.") and not module.startswith("pydantic_ai"):
+            return module, frame.f_globals.get("__file__"), frame.f_lineno
+        frame = frame.f_back
+    return "__main__", None, 0  # pragma: no cover
 
 
 class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
@@ -134,6 +151,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         if not name:
             raise AgentNameRequiredError()
         self._name = name
+        self.origin: SourceSite = defining_site()
+        """Where the code that built this wrapper is: module name, file and line."""
         self.capabilities.check(self.engine, require)
         if parallel_execution_mode not in ("parallel_ordered_events", "sequential"):
             raise UnsupportedCapabilityError(
@@ -256,6 +275,25 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             models=self._models,
         )
 
+    def rebuilds(self, earlier: DurableAgent[Any, Any]) -> bool:
+        """Whether this wrapper is `earlier` built again, rather than another agent with the same name.
+
+        The one rule every engine's name registry applies. An agent is built again when the code that builds it
+        runs again (a module reloaded, a script loaded under another name to resolve a pickled reference): same
+        engine, same source line, and the same [`fingerprint`][durable_agents.DurableAgent.fingerprint] (tools'
+        code, prompts, output type, models). Anything else with the name is another agent, even when it is built
+        on the same line (by an application's helper function): registering it would make recovery and pickled
+        references find the wrong agent, so engines refuse it with `DuplicateAgentNameError`.
+        """
+        if earlier is self:
+            return True
+        return (
+            type(earlier) is type(self)
+            and earlier.name == self.name
+            and earlier.origin[1:] == self.origin[1:]
+            and earlier.fingerprint() == self.fingerprint()
+        )
+
     @property
     def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
         """The handler units call (the one given to the wrapper, else the agent's)."""
@@ -293,6 +331,14 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         """
         return None
 
+    async def call_inline_tool(self, tool_name: str, call: Awaitable[Any]) -> Any:
+        """Await a call of a tool that opted out of its unit and runs in the container itself.
+
+        Engines whose containers forbid some code (Temporal's workflow sandbox) turn that refusal into a typed
+        error here, so it fails the run instead of looping.
+        """
+        return await call
+
     # ----------------------------------------------------------------- used by the unit modules
 
     async def call_unit(
@@ -318,6 +364,16 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             model = infer_model(self._model_spec(model_id))
             self._unit_models[model_id] = model
         return model
+
+    def builds_unit_model(self, model_id: str | None) -> bool:
+        """Whether units build the model of `model_id` themselves, from a `'provider:model'` string.
+
+        Durable runs turn off the provider SDK's own retries for such models (the engine retries the unit); a model
+        instance the user built keeps its client's configuration.
+        """
+        if model_id is not None and model_id.startswith("o:"):
+            return False
+        return isinstance(self._model_spec(model_id), str)
 
     def context_model(self, model_id: str | None) -> Model:
         """The model a run context shows inside a tool, listing or events unit, built without a provider.
@@ -444,7 +500,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 f"cannot receive a function. Fix: pass `event_stream_handler=` when building the {type(self).__name__}."
             )
         handler = run_handler or self._handler
-        async with self._durable(kwargs, handler, run_handler) as run_kwargs:
+        async with self._durable(user_prompt, kwargs, handler, run_handler) as run_kwargs:
             return await self.wrapped.run(
                 user_prompt, event_stream_handler=collect_events(self) if handler else None, **run_kwargs
             )
@@ -456,6 +512,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     @asynccontextmanager
     async def _durable(
         self,
+        user_prompt: Any,
         kwargs: dict[str, Any],
         handler: EventStreamHandler[Any] | None,
         run_handler: EventStreamHandler[Any] | None,
@@ -470,6 +527,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         kwargs.pop("infer_name", None)
         run_toolsets = self.check_run_toolsets(kwargs.pop("toolsets", None))
+        check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), self.max_payload_bytes)
         model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
         if isinstance(kwargs.get("metadata"), Mapping):
@@ -565,7 +623,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 yield value
             return
         async with (
-            self._durable(kwargs, None, None, streamed=True) as run_kwargs,
+            self._durable(user_prompt, kwargs, None, None, streamed=True) as run_kwargs,
             call(user_prompt, **run_kwargs) as value,
         ):
             yield value

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import pydantic_core
-from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic import BaseModel, PydanticSchemaGenerationError, SecretBytes, SecretStr, TypeAdapter, ValidationError
+from pydantic import Secret as PydanticSecret
 from pydantic_ai import messages as _messages
 from pydantic_ai.usage import RunUsage
 
@@ -32,10 +33,10 @@ __all__ = [
 USAGE_TA: TypeAdapter[RunUsage] = TypeAdapter(RunUsage)
 
 
-def check_size(size: int, limit: int | None, what: str) -> None:
+def check_size(size: int, limit: int | None, what: str, *, fix: str | None = None, at_least: bool = False) -> None:
     """Raise [`PayloadTooLargeError`][durable_agents.exceptions.PayloadTooLargeError] if `size` is over `limit`."""
     if limit is not None and size > limit:
-        raise PayloadTooLargeError(what, size, limit)
+        raise PayloadTooLargeError(what, size, limit, fix=fix, at_least=at_least)
 
 
 class DepsCodec:
@@ -64,7 +65,14 @@ class DepsCodec:
             return b"null"
         try:
             # A value of the wrong type is caught by validating it back (`check`, `changed`), with a typed error.
-            return self._ta.dump_json(deps, warnings=False)
+            data = self._ta.dump_json(deps, warnings=False)
+            if _MASK in data:
+                # pydantic writes `SecretStr` / `SecretBytes` as '**********' in JSON: a tool in a unit would get
+                # the mask. Their values are put back where the Python dump still holds the secret objects.
+                data = pydantic_core.to_json(
+                    _revealed(self._ta.dump_python(deps, warnings=False), pydantic_core.from_json(data))
+                )
+            return data
         except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
             where = _unserializable_path(deps, "deps")
             raise UnserializableDepsError(
@@ -220,6 +228,25 @@ def _unserializable_path(value: Any, path: str) -> str:
         except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
             return _unserializable_path(child, child_path)
     return path
+
+
+_MASK = b'"**********"'
+_SECRET_TYPES = (SecretStr, SecretBytes, PydanticSecret)
+
+
+def _revealed(python: Any, data: Any) -> Any:
+    """`data` (a JSON dump) with the value of each pydantic secret in `python` (the Python dump of the same value).
+
+    Both dumps walk the value in the same order, so containers line up item by item.
+    """
+    if isinstance(python, _SECRET_TYPES):
+        return pydantic_core.to_jsonable_python(cast(Any, python).get_secret_value())
+    if isinstance(python, dict) and isinstance(data, dict):
+        pairs = zip(cast(dict[Any, Any], python).values(), cast(dict[str, Any], data).items(), strict=True)
+        return {key: _revealed(p, d) for p, (key, d) in pairs}
+    if isinstance(python, list | tuple) and isinstance(data, list):
+        return [_revealed(p, d) for p, d in zip(cast(Sequence[Any], python), cast(list[Any], data), strict=True)]
+    return data
 
 
 def canonical_json(value: Any) -> bytes:

@@ -33,6 +33,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RunUsage, UsageLimits
 
+from ._secrets import from_refs, to_refs
 from .exceptions import SerializationError
 
 __all__ = ["CARRIED", "EXCLUDED", "FieldCodec", "check_carried", "restore_ctx", "snapshot_ctx"]
@@ -118,11 +119,13 @@ class _Data:
 
     Anything else is refused instead of converted: a tuple would arrive as a list, a datetime as a string, a
     dataclass as a dict, and the tool inside the unit would see something the same tool outside a unit does not.
+    A [`Secret`][durable_agents.Secret] crosses as its reference and arrives as a `Secret` again.
     """
 
     fix: str
 
     def encode(self, value: Any) -> Any:
+        value = to_refs(value)
         found = _not_json(value, "")
         if found is not None:
             where, what = found
@@ -130,7 +133,7 @@ class _Data:
         return pydantic_core.to_jsonable_python(value)  # a copy, so the snapshot never aliases the run's objects
 
     def decode(self, data: Any) -> Any:
-        return data
+        return from_refs(data)
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -259,24 +262,37 @@ def snapshot_ctx(ctx: RunContext[Any]) -> dict[str, Any]:
     Raises:
         SerializationError: A carried field holds a value that cannot cross into a unit unchanged.
     """
-    snap = {name: _encode(name, codec, getattr(ctx, name)) for name, codec in CARRIED.items()}
-    # A field at its default is left out (`restore_ctx` gives it the default again): every unit input carries this.
-    return {name: value for name, value in snap.items() if name not in _DEFAULTS or _DEFAULTS[name] != value}
+    snap: dict[str, Any] = {}
+    for name, codec in CARRIED.items():
+        value = getattr(ctx, name)
+        raw = _RAW_DEFAULTS.get(name, _NO_DEFAULT)
+        if raw is not _NO_DEFAULT and type(value) is type(raw) and value == raw:
+            continue  # at its default (most fields, in most units): nothing to encode
+        encoded = _encode(name, codec, value)
+        # A field at its default is left out (`restore_ctx` gives it the default again): every unit input carries this.
+        if name not in _DEFAULTS or _DEFAULTS[name] != encoded:
+            snap[name] = encoded
+    return snap
 
 
-def _encoded_defaults() -> dict[str, Any]:
+def _raw_defaults() -> dict[str, Any]:
+    """The default of every carried field that has one, as the field holds it."""
     defaults: dict[str, Any] = {}
     for f in dataclasses.fields(RunContext):
         if f.name not in CARRIED:
             continue
         if f.default is not dataclasses.MISSING:
-            default = f.default
+            defaults[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            continue
+            defaults[f.name] = f.default_factory()
+    return defaults
+
+
+def _encoded_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for name, default in raw.items():
         with contextlib.suppress(ValueError, TypeError):
-            defaults[f.name] = CARRIED[f.name].encode(default)
+            defaults[name] = CARRIED[name].encode(default)
     return defaults
 
 
@@ -296,7 +312,10 @@ def restore_ctx(snap: Mapping[str, Any], deps: Any, model: Model) -> RunContext[
     return RunContext(deps=deps, model=model, **fields)
 
 
-_DEFAULTS: dict[str, Any] = _encoded_defaults()
+_NO_DEFAULT: Any = object()
+_RAW_DEFAULTS: dict[str, Any] = _raw_defaults()
+"""The default of every carried field that has one: a field equal to it (and of its type) is not encoded."""
+_DEFAULTS: dict[str, Any] = _encoded_defaults(_RAW_DEFAULTS)
 """The encoded default of every carried field that has one."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic_ai.agent import AbstractAgent
 
+from ._secrets import SecretResolver, set_resolver
 from .exceptions import EngineNotAvailableError, UnsupportedCapabilityError
 
 __all__ = [
@@ -195,8 +196,28 @@ def available_engines() -> list[EngineInfo]:
     return [get_engine(n) for n in names]
 
 
-def configure(*, engine: str | None = None, engine_options: Mapping[str, Any] | None = None) -> None:
-    """Set the process-wide default engine (and its options) used by `durable()` when none is named."""
+def configure(
+    *,
+    engine: str | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    secret_resolver: SecretResolver | None = None,
+) -> None:
+    """Set process-wide defaults: the engine `durable()` uses when none is named, and where secrets come from.
+
+    Args:
+        engine: The default engine. It is set (with `engine_options`) by every call that does not pass only
+            `secret_resolver`; `configure()` with no arguments clears every default.
+        engine_options: Options passed to the default engine's wrapper.
+        secret_resolver: Looks up the value of a [`Secret`][durable_agents.Secret] by name in this process
+            (returning `None` for a name it does not know); kept until `configure()` clears it. Without one,
+            secrets are the process's environment variables. Register it in every process that runs units.
+    """
+    if secret_resolver is not None:
+        set_resolver(secret_resolver)
+        if engine is None and engine_options is None:
+            return
+    elif engine is None and engine_options is None:
+        set_resolver(None)  # `configure()`: every default back
     if engine is not None:
         get_engine(engine)
     _defaults["engine"] = engine

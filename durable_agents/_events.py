@@ -27,7 +27,7 @@ from ._observers import UnitEvent, notify
 from ._policy import is_fatal
 from ._run import current_run
 from ._units import UnitKind
-from .exceptions import ProtocolError, SerializationError
+from .exceptions import EventHandlerError, ProtocolError, SerializationError
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -72,7 +72,10 @@ async def events_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byt
             raise ProtocolError(f"The events unit {unit.name} got a {unit_input.t!r} input.")
         model = owner.context_model(unit_input.model)
         ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
-        await handler(ctx, _iterate(unit_input.events))
+        try:
+            await handler(ctx, _iterate(unit_input.events))
+        except Exception as exc:
+            raise EventHandlerError(owner.name, unit.name, exc) from exc
     except Exception as exc:
         if is_fatal(exc):
             return encode(error_outcome(exc))

@@ -65,7 +65,9 @@ __all__ = [
     "decode_input",
     "decode_outcome",
     "encode",
+    "encode_response",
     "params_digest",
+    "response_json",
 ]
 
 PROTOCOL_VERSION = 1
@@ -326,6 +328,24 @@ def encode(frame: Input | Outcome) -> bytes:
 @functools.cache
 def _optional_fields(cls: type[Any]) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls) if f.name not in ("t", "v"))
+
+
+_RESPONSE_HEAD = b'{"t":"response","v":%d,"response":' % PROTOCOL_VERSION
+
+
+def encode_response(message_json: bytes) -> bytes:
+    """The `ResponseOutcome` frame around a response already encoded as a message (it is not encoded twice).
+
+    Decodes exactly as `encode(ResponseOutcome(response=...))` does; `response_json` takes the chunk out again.
+    """
+    return _RESPONSE_HEAD + message_json + b"}"
+
+
+def response_json(payload: bytes) -> bytes | None:
+    """The response's message encoding inside a frame made by `encode_response`; `None` for any other payload."""
+    if payload.startswith(_RESPONSE_HEAD) and payload.endswith(b"}"):
+        return payload[len(_RESPONSE_HEAD) : -1]
+    return None
 
 
 def params_digest(params: ModelRequestParameters) -> tuple[str, bytes]:

@@ -105,10 +105,18 @@ class MessageLog:
         self._chunks: list[bytes] = []
         self._params: tuple[str, bytes] | None = None
         self._params_value: ModelRequestParameters | None = None
+        self._params_copy: ModelRequestParameters | None = None
 
     def params(self, params: ModelRequestParameters) -> tuple[str, bool]:
-        """Plan the request parameters: `(digest, send)`; `send` is false when the unit side holds them already."""
+        """Plan the request parameters: `(digest, send)`; `send` is false when the unit side holds them already.
+
+        Parameters equal to a private copy of the ones sent last are not encoded again (they rarely change within
+        a run); the copy is the run's own, so a tool definition edited in place is still seen as a change.
+        """
+        if self._params is not None and self._params_copy == params:
+            return self._params[0], False
         digest, data = params_digest(params)
+        self._params_copy = _PARAMS_TA.validate_json(data)  # a copy of the run's own, not sharing any object
         if self._params is not None and self._params[1] == data:
             return digest, False
         self._params = (digest, data)
@@ -140,16 +148,21 @@ class MessageLog:
         digest = chain.digests[base].hex()
         chain.truncate(base)
         del self._chunks[base:]
-        for message in messages[base:]:
-            self._record(message)
+        if len(messages) == base + 1:
+            # One new message (a run's usual step): its encoding is the rest of the list's, without the bracket.
+            self._record(messages[base], whole[offset:-1])
+        else:
+            for message in messages[base:]:
+                self._record(message)
         return base, digest, list(messages[base:])
 
-    def add_response(self, response: ModelResponse) -> None:
-        """Record the model's response (the unit side records it too)."""
-        self._record(response)
+    def add_response(self, response: ModelResponse, chunk: bytes | None = None) -> None:
+        """Record the model's response (the unit side records it too); `chunk` is its encoding, if known."""
+        self._record(response, chunk)
 
-    def _record(self, message: ModelMessage) -> None:
-        chunk = encode_message(message)
+    def _record(self, message: ModelMessage, chunk: bytes | None = None) -> None:
+        if chunk is None:
+            chunk = encode_message(message)
         self._chain.append(message, chunk)
         self._chunks.append(chunk)
 
@@ -339,14 +352,14 @@ class HistoryCache:
             self._store(run_key, chain)
             return list(chain.messages), params
 
-    def add_response(self, run_key: str, base_length: int, response: ModelResponse) -> None:
-        """Record the response to a request whose history had `base_length` messages."""
+    def add_response(self, run_key: str, base_length: int, response: ModelResponse, chunk: bytes) -> None:
+        """Record the response (encoded as `chunk`) to a request whose history had `base_length` messages."""
         with self._lock:
             chain = self._runs.get(run_key)
             if chain is None or len(chain.messages) < base_length:
                 return
             chain.truncate(base_length)
-            chain.append(response, encode_message(response))
+            chain.append(response, chunk)
             self._store(run_key, chain)
 
     def rebuild(self, run_key: str, exchanges: Sequence[tuple[Input, Outcome | None]]) -> _Chain | None:

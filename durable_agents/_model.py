@@ -36,14 +36,18 @@ from ._frames import (
     decode_input,
     decode_outcome,
     encode,
+    encode_response,
+    response_json,
 )
-from ._history import HISTORY_CACHE
+from ._history import HISTORY_CACHE, encode_message
 from ._model_ids import NamedModel
 from ._observers import UnitEvent, notify
 from ._policy import is_fatal
 from ._run import RunState, current_run
+from ._secrets import reveal, to_refs
 from ._units import UnitKind
 from .exceptions import (
+    EventHandlerError,
     HistoryUnavailableError,
     PayloadTooLargeError,
     ProtocolError,
@@ -112,7 +116,7 @@ class DurableModel(WrapperModel):
             digest=digest,
             messages=new,
             model=state.model_key,
-            settings=cast(dict[str, Any] | None, model_settings),
+            settings=to_refs(model_settings),
             params=params if send_params else None,
             params_digest=params_key,
             ctx=snapshot_ctx(run_context) if stream and run_context is not None else None,
@@ -125,16 +129,19 @@ class DurableModel(WrapperModel):
             await self._stage(state, base)
             request.base, request.digest, request.messages = state.log.length, state.log.digest(state.log.length), []
             payload = self._encode(request)
-        outcome = decode_outcome(await owner.call_unit(unit, payload, label=unit.name))
+        answer = await owner.call_unit(unit, payload, label=unit.name)
+        outcome = decode_outcome(answer)
         if isinstance(outcome, MissOutcome):
-            outcome = await self._resend(state, request)
+            answer = await self._resend(state, request)
+            outcome = decode_outcome(answer)
         if isinstance(outcome, ErrorOutcome):
             raise rebuild_error(unit.name, outcome)
         if not isinstance(outcome, ResponseOutcome):
             raise UnitFailedError(unit.name, "ProtocolError", f"a model unit answered {outcome.t!r}")
-        response = _stamped(outcome.response, messages, self.model_id)
-        state.log.add_response(response)
-        return response
+        # The unit stamped the response already; if it did not (an older unit), the encoding changes with the stamp.
+        stamped = _stamp(outcome.response, messages, self.model_id)
+        state.log.add_response(outcome.response, None if stamped else response_json(answer))
+        return outcome.response
 
     def _encode(self, request: ModelInput | SegmentInput) -> bytes:
         try:
@@ -145,7 +152,7 @@ class DurableModel(WrapperModel):
                 "Fix: use plain values (numbers, strings, dicts) in model_settings and message content."
             ) from exc
 
-    async def _resend(self, state: RunState, request: ModelInput) -> Any:
+    async def _resend(self, state: RunState, request: ModelInput) -> bytes:
         """After a miss: resend the whole history, in one unit if it fits the engine's limit, else in pieces."""
         owner = self._owner
         unit = owner.model_unit
@@ -166,15 +173,15 @@ class DurableModel(WrapperModel):
             await self._stage(state, 0)
             full.base, full.digest, full.messages = state.log.length, state.log.digest(state.log.length), []
             payload = self._encode(full)
-        outcome = decode_outcome(await owner.call_unit(unit, payload, label=unit.name))
-        if isinstance(outcome, MissOutcome):
+        answer = await owner.call_unit(unit, payload, label=unit.name)
+        if isinstance(decode_outcome(answer), MissOutcome):
             raise HistoryUnavailableError(
                 f"The model unit of agent {owner.name!r} could not obtain the run's history, even after it was "
                 "resent in pieces: the pieces ran on workers that do not share a cache and the engine's record of "
                 "the run could not be read. Fix: let activity workers read workflow histories, or raise the "
                 "engine's payload limit so the history fits one unit."
             )
-        return outcome
+        return answer
 
     async def _stage(self, state: RunState, start: int) -> None:
         """Send the history from `start` on ahead of a request, in pieces that each fit the engine's limit."""
@@ -220,46 +227,58 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
     assert params is not None
     try:
         model = owner.resolve_unit_model(request.model)
-        settings = cast(ModelSettings | None, request.settings)
+        # Secrets passed by reference get their values here, where they are used, and nowhere else.
+        settings = cast(ModelSettings | None, reveal(request.settings))
+        if owner.builds_unit_model(request.model) and "max_retries" not in model.unsupported_settings:
+            # The engine retries the unit; the SDK client this library built must not retry inside each attempt.
+            settings = cast(ModelSettings, {"max_retries": 0, **(settings or {})})
         handler = owner.unit_event_handler()
         if request.ctx is not None and handler is not None:
             ctx = restore_ctx(request.ctx, owner.deps_codec.decode_value(request.deps), model)
             async with model.request_stream(messages, settings, params, ctx) as streamed:
-                await handler(ctx, _drain_guard(streamed))
+                guard = _StreamGuard(streamed)
+                try:
+                    await handler(ctx, guard)
+                except Exception as exc:
+                    if guard.error is not None and exc is guard.error:
+                        raise  # the model's stream failed, not the handler: the policy judges it
+                    raise EventHandlerError(owner.name, unit.name, exc) from exc
                 async for _ in streamed:
                     pass
             response = streamed.get()
         else:
             response = await model.request(messages, settings, params)
         # Stamped before it is recorded, so the engine's record holds the response exactly as both sides do.
-        response = _stamped(response, messages, model.model_id)
+        _stamp(response, messages, model.model_id)
         try:
-            data = encode(ResponseOutcome(response=response))
+            chunk = encode_message(response)
         except pydantic_core.PydanticSerializationError as exc:
             raise SerializationError(f"The response of the model in {unit.name} cannot be serialized: {exc}") from exc
+        data = encode_response(chunk)
         if owner.max_payload_bytes is not None and len(data) > owner.max_payload_bytes:
             raise PayloadTooLargeError(f"The model response in {unit.name}", len(data), owner.max_payload_bytes)
     except Exception as exc:
         if is_fatal(exc):
             return encode(error_outcome(exc))
         raise
-    HISTORY_CACHE.add_response(request.run, len(messages), response)
+    HISTORY_CACHE.add_response(request.run, len(messages), response, chunk)
     return data
 
 
-def _stamped(response: ModelResponse, messages: list[ModelMessage], model_id: str) -> ModelResponse:
-    """Fill in what the agent graph stamps on a response when it commits it (only where unset).
+def _stamp(response: ModelResponse, messages: list[ModelMessage], model_id: str) -> bool:
+    """Fill in what the agent graph stamps on a response when it commits it (only where unset); `True` if it did.
 
     Both sides stamp the same values (the run ids of the request that was answered, and the serving model's id),
     so the response the container records is byte for byte the one the unit side holds, and it is not sent back
     with the next request.
     """
+    before = (response.model_id, response.run_id, response.conversation_id)
     response.model_id = response.model_id or model_id
     request = next((m for m in reversed(messages) if m.kind == "request"), None)
     if request is not None:
         response.run_id = response.run_id or request.run_id
         response.conversation_id = response.conversation_id or request.conversation_id
-    return response
+    return before != (response.model_id, response.run_id, response.conversation_id)
 
 
 async def _resolve(
@@ -291,6 +310,17 @@ async def _resolve(
     return resolve([(decode_input(i), None if o is None else decode_outcome(o)) for i, o in records])
 
 
-async def _drain_guard(streamed: StreamedResponse) -> AsyncIterator[Any]:
-    async for event in streamed:
-        yield event
+class _StreamGuard:
+    """The live stream as the handler sees it, remembering an error the stream itself raised."""
+
+    def __init__(self, streamed: StreamedResponse) -> None:
+        self._streamed = streamed
+        self.error: BaseException | None = None
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        try:
+            async for event in self._streamed:
+                yield event
+        except BaseException as exc:
+            self.error = exc
+            raise

@@ -31,14 +31,14 @@ from typing import Any, cast
 
 import pydantic_core
 from pydantic import TypeAdapter, ValidationError
-from pydantic_ai.messages import ModelMessage, UserContent
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, UserContent
 from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import RunUsage, UsageLimits
 
-from ._codec import DepsCodec
-from .exceptions import ProtocolError
+from ._codec import DepsCodec, check_size
+from .exceptions import ConfigurationError, ProtocolError, SerializationError
 
-__all__ = ["RUN_ARGS_VERSION", "decode_run_args", "encode_run_args", "unstored_run_args"]
+__all__ = ["RUN_ARGS_VERSION", "check_run_inputs", "decode_run_args", "encode_run_args", "unstored_run_args"]
 
 RUN_ARGS_VERSION = 1
 """The version of the run-arguments frame this library writes and reads."""
@@ -123,3 +123,66 @@ def decode_run_args(deps_codec: DepsCodec, frame: str) -> tuple[Any, dict[str, A
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         raise ProtocolError(f"The stored run arguments could not be read: {exc!r}.") from exc
     return kwargs.pop("user_prompt", None), kwargs
+
+
+# The fewest bytes one message part takes in its JSON encoding besides its text (its kind, its content key and a
+# timestamp): with the text's length, a bound on a history's size that costs one pass over its parts and is taken
+# before the history is encoded (encoding a history of tens of thousands of messages takes seconds in a workflow).
+_MIN_PART_BYTES = 64
+
+
+def check_run_inputs(agent: str, user_prompt: Any, message_history: Any, limit: int | None) -> None:
+    """Refuse, before the run starts, a prompt or history that cannot reach a model unit.
+
+    Inside a container these would otherwise fail in the middle of the agent graph with a bare pydantic error
+    (on Temporal: a workflow task retried forever), or, for a long history, after the container has spent longer
+    on it than the engine allows. The history crosses into the first model unit, so it must fit one unit input:
+    a cheap lower bound on its size is checked before it is encoded at all.
+
+    Raises:
+        SerializationError: The prompt or a message cannot be encoded (a lone surrogate, a foreign object).
+        ConfigurationError: `message_history` is not a list of pydantic-ai messages.
+        PayloadTooLargeError: The encoded history is larger than `limit`.
+    """
+    try:
+        _adapter("user_prompt").dump_json(user_prompt)
+    except (pydantic_core.PydanticSerializationError, UnicodeError) as exc:
+        raise SerializationError(
+            f"The prompt of a run of agent {agent!r} cannot be serialized: {exc}. It crosses into the model unit "
+            "as JSON. Fix: pass text that is valid Unicode (no lone surrogates, e.g. from a bad decode), or "
+            "pydantic-ai content objects."
+        ) from exc
+    if message_history is None:
+        return
+    if not isinstance(message_history, Sequence) or isinstance(message_history, str | bytes):
+        raise ConfigurationError(
+            f"message_history of a run of agent {agent!r} must be a list of pydantic-ai messages, got "
+            f"{type(message_history).__name__}. Fix: pass `result.all_messages()` of an earlier run, or stored JSON "
+            "loaded with `pydantic_ai.messages.ModelMessagesTypeAdapter.validate_json`."
+        )
+    history = cast(Sequence[Any], message_history)
+    bound = 0
+    for index, message in enumerate(history):
+        if not isinstance(message, ModelRequest | ModelResponse):
+            raise ConfigurationError(
+                f"message_history[{index}] of a run of agent {agent!r} is a {type(message).__name__}, not a "
+                "pydantic-ai ModelRequest or ModelResponse. Fix: pass `result.all_messages()` of an earlier run, or "
+                "stored JSON loaded with `pydantic_ai.messages.ModelMessagesTypeAdapter.validate_json`."
+            )
+        for part in message.parts:
+            content = getattr(part, "content", None)
+            bound += _MIN_PART_BYTES + (len(content) if isinstance(content, str) else 0)
+    what = f"The message_history of a run of agent {agent!r} ({len(history):,} messages)"
+    fix = (
+        "pass a shorter history (drop or summarise old messages, e.g. with a history processor run before the "
+        "durable run), or store the conversation elsewhere and pass only its recent part."
+    )
+    check_size(bound, limit, what, fix=fix, at_least=True)
+    try:
+        size = len(_adapter("message_history").dump_json(history))
+    except (pydantic_core.PydanticSerializationError, UnicodeError) as exc:
+        raise SerializationError(
+            f"{what} cannot be serialized: {exc}. It crosses into the model unit as JSON. Fix: build messages "
+            "from pydantic-ai's message and part classes with plain content (valid Unicode text, no foreign objects)."
+        ) from exc
+    check_size(size, limit, what, fix=fix)

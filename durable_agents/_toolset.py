@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -59,7 +59,7 @@ from ._observers import UnitEvent, notify
 from ._policy import is_fatal
 from ._run import RunState, current_run
 from ._units import Unit, UnitKind
-from .exceptions import PayloadTooLargeError, ProtocolError, SerializationError
+from .exceptions import ConfigurationError, PayloadTooLargeError, ProtocolError, SerializationError
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -154,8 +154,10 @@ class DurableToolset(WrapperToolset[Any]):
         state = self._state()
         assert self.owner is not None and self.call_unit is not None
         config = self.owner.unit_configs.for_tool(self.toolset_id, name)
-        if state is None or (config is None and self.static):
+        if state is None:
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+        if config is None and self.static:
+            return await self.owner.call_inline_tool(name, self.wrapped.call_tool(name, tool_args, ctx, tool))
         label = f"{self.call_unit.name}/{name}"
         deps = _deps_now(self.owner, state, ctx)
         unit_input = ToolInput(
@@ -188,15 +190,49 @@ def _deps_now(owner: DurableAgent[Any, Any], state: RunState, ctx: RunContext[An
 
 @asynccontextmanager
 async def _real_toolset(
-    leaf: AbstractToolset[Any], ctx: RunContext[Any], static: bool
+    leaf: AbstractToolset[Any], ctx: RunContext[Any], static: bool, toolset_id: str
 ) -> AsyncGenerator[AbstractToolset[Any]]:
     if static:
         yield leaf
         return
     toolset = await leaf.for_run(ctx)
     toolset = await toolset.for_run_step(ctx)
-    async with toolset:
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(toolset)
+        except Exception as exc:
+            failure = _server_start_failure(toolset, toolset_id, exc)
+            if failure is None:
+                raise
+            raise failure from exc
         yield toolset
+
+
+def _server_start_failure(toolset: AbstractToolset[Any], toolset_id: str, exc: Exception) -> ConfigurationError | None:
+    """A fatal error for a server process on this worker that cannot start, or does not speak MCP; else `None`.
+
+    A command that is missing or not executable, and a process that answers the MCP handshake with something
+    else (or not within its `init_timeout`), fail the same way on every attempt. A server reached over the network
+    is not judged here: failing to reach it may heal, so its errors keep the unit's retry policy.
+    """
+    transport = getattr(getattr(toolset, "client", None), "transport", None)
+    if not any(cls.__name__ == "StdioTransport" for cls in type(transport).__mro__):
+        return None
+    command = " ".join([str(getattr(transport, "command", "?")), *map(str, getattr(transport, "args", ()))])
+    fix = "Fix: install the server on every worker that runs this agent's units, and check its command and arguments."
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and not isinstance(cause, ConnectionError | TimeoutError):
+            return ConfigurationError(
+                f"The MCP server of toolset {toolset_id!r} cannot be started: `{command}` failed with "
+                f"{type(cause).__name__}: {cause}. {fix}"
+            )
+        cause = cause.__cause__ or cause.__context__
+    return ConfigurationError(
+        f"The MCP server of toolset {toolset_id!r} (`{command}`) started but did not complete the MCP handshake: "
+        f"{type(exc).__name__}: {exc}. A stdio server must write only JSON-RPC to stdout (logs go to stderr) and "
+        f"answer within its init_timeout. {fix}"
+    )
 
 
 def _model_args(ctx: RunContext[Any], validated: dict[str, Any]) -> dict[str, Any]:
@@ -257,7 +293,7 @@ async def list_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
             raise ProtocolError(f"The listing unit {name} got a {unit_input.t!r} input.")
         model = owner.context_model(unit_input.model)
         ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
-        async with _real_toolset(leaf.wrapped, ctx, static=False) as toolset:
+        async with _real_toolset(leaf.wrapped, ctx, False, leaf.toolset_id) as toolset:
             tools = await toolset.get_tools(ctx)
             instructions = await toolset.get_instructions(ctx)
         return _encode_outcome(
@@ -336,7 +372,7 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
             outcome = ApprovalOutcome(metadata=exc.metadata)
         outcome.usage = _usage(ctx, usage_before)
         outcome.deps = owner.deps_codec.changed(unit_input.deps, ctx.deps, f"Tool {tool_name!r} ({label})")
-        return _encode_outcome(outcome, f"The outcome of tool {tool_name!r} ({label})", owner.max_payload_bytes)
+        return _encode_outcome(outcome, f"{_WHAT[outcome.t]} of tool {tool_name!r} ({label})", owner.max_payload_bytes)
     except Exception as exc:
         if is_fatal(exc):
             return encode(error_outcome(exc))
@@ -344,7 +380,7 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
 
 
 async def _call_tool(leaf: DurableToolset, ctx: RunContext[Any], unit_input: ToolInput) -> ToolOutcome:
-    async with _real_toolset(leaf.wrapped, ctx, leaf.static) as toolset:
+    async with _real_toolset(leaf.wrapped, ctx, leaf.static, leaf.toolset_id) as toolset:
         tools = await toolset.get_tools(ctx)
         tool = tools.get(unit_input.tool)
         if tool is None:
@@ -357,6 +393,15 @@ async def _call_tool(leaf: DurableToolset, ctx: RunContext[Any], unit_input: Too
 
 
 ToolOutcome = ReturnOutcome | RetryOutcome | FailedOutcome | DeferredOutcome | ApprovalOutcome
+
+_WHAT = {
+    "return": "The result",
+    "retry": "The retry request",
+    "failed": "The failure",
+    "deferred": "The deferral metadata",
+    "approval": "The approval metadata",
+}
+"""What of a tool's outcome an encoding error is about (besides the deps, which are checked before)."""
 
 
 def _usage(ctx: RunContext[Any], before: RunUsage) -> dict[str, Any] | None:

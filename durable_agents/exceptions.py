@@ -18,6 +18,7 @@ DurableAgentsError
 │   ├── UnitNotRegisteredError    no worker ran a unit: none that polls its queue registers it
 │   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
 │   ├── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
+│   ├── SecretNotFoundError       a `Secret` has no value in the process that uses it
 │   └── ResumeRefusedError        `resume()` refused a run before anything ran
 │       ├── RunNotFoundError      no container run has that id
 │       ├── ForeignRunError       the run belongs to another agent
@@ -31,6 +32,7 @@ DurableAgentsError
 ├── HistoryUnavailableError       the unit side could not obtain the run's message history
 ├── ReplayDivergenceError         new workflow code does not replay a recorded run (a deploy check)
 └── UnitFailedError               a unit failed for good, with the original error's type and message
+    └── EventHandlerError         the event-stream handler raised (never retried: a retry re-pays the model)
 ```
 """
 
@@ -45,6 +47,7 @@ __all__ = [
     "DuplicateAgentNameError",
     "DurableAgentsError",
     "EngineNotAvailableError",
+    "EventHandlerError",
     "ForeignRunError",
     "HistoryUnavailableError",
     "PayloadTooLargeError",
@@ -56,6 +59,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "RunStillActiveError",
+    "SecretNotFoundError",
     "SerializationError",
     "ToolsetIdRequiredError",
     "UnitFailedError",
@@ -174,6 +178,18 @@ class RegisteredTooLateError(ConfigurationError):
     """A durable object was created after the engine was started, so it could not be recovered."""
 
 
+class SecretNotFoundError(ConfigurationError):
+    """A [`Secret`][durable_agents.Secret] has no value in the process that uses it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"Secret {name!r} has no value in this process: it is not an environment variable here and the secret "
+            "resolver (if one is set) does not know it. Fix: set the environment variable on every worker that runs "
+            "units, or register a resolver with `durable_agents.configure(secret_resolver=...)` in that process."
+        )
+
+
 class ResumeRefusedError(ConfigurationError):
     """`resume()` refused a container run before anything ran; the subclass says why.
 
@@ -226,17 +242,20 @@ class UnserializableDepsError(SerializationError):
 class PayloadTooLargeError(SerializationError):
     """A unit's input or output is larger than the engine accepts."""
 
-    def __init__(self, what: str, size: int, limit: int) -> None:
+    def __init__(self, what: str, size: int, limit: int, *, fix: str | None = None, at_least: bool = False) -> None:
         self.what = what
         self.size = size
         self.limit = limit
+        self.fix = fix
+        self.at_least = at_least
         super().__init__(
-            f"{what} is {size:,} bytes, over the engine's payload limit of {limit:,} bytes. Retrying cannot help. "
-            "Fix: return less data (a summary, or a reference to where the data is stored)."
+            f"{what} is {'at least ' if at_least else ''}{size:,} bytes, over the engine's payload limit of "
+            f"{limit:,} bytes. Retrying cannot help. "
+            f"Fix: {fix or 'return less data (a summary, or a reference to where the data is stored).'}"
         )
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (PayloadTooLargeError, (self.what, self.size, self.limit))
+        return (_payload_too_large, (self.what, self.size, self.limit, self.fix, self.at_least))
 
 
 class ProtocolError(SerializationError):
@@ -282,3 +301,29 @@ class UnitFailedError(DurableAgentsError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (UnitFailedError, (self.unit, self.error_type, self.error_message))
+
+
+class EventHandlerError(UnitFailedError):
+    """The event-stream handler raised inside a unit; the run fails instead of retrying the unit.
+
+    In a model unit a retry would send (and pay for) the model request again only to feed the handler, so a
+    handler's error is final on every engine; the same holds for the units that deliver agent-level events.
+    """
+
+    def __init__(self, agent: str, unit: str, error: BaseException) -> None:
+        self.unit = unit
+        self.error_type = type(error).__name__
+        self.error_message = str(error)
+        DurableAgentsError.__init__(
+            self,
+            f"The event_stream_handler of agent {agent!r} raised {self.error_type}: {self.error_message} (in unit "
+            f"{unit}). Handler errors are not retried (in a model unit, a retry would pay for the model request "
+            "again). Fix: catch, inside the handler, the errors it can recover from (a lost client connection, say).",
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message))
+
+
+def _payload_too_large(what: str, size: int, limit: int, fix: str | None, at_least: bool) -> PayloadTooLargeError:
+    return PayloadTooLargeError(what, size, limit, fix=fix, at_least=at_least)

@@ -28,6 +28,7 @@ from prefect.context import FlowRunContext
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import MissingResult, ObjectNotFound
 from prefect.flow_engine import run_flow_async
+from prefect.serializers import JSONSerializer
 from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 from pydantic import TypeAdapter
@@ -62,6 +63,9 @@ from ._config import TaskConfig
 
 __all__ = ["DEFAULT_CACHE_EXPIRATION", "HEARTBEAT_LABEL", "RUN_ARGS_PARAMETER", "RUN_ID_TAG_PREFIX", "PrefectAgent"]
 
+_RESULT_SERIALIZER = JSONSerializer(object_encoder=None, object_decoder=None)
+"""Unit results are JSON frames: plain JSON, without Prefect's object hooks (which import classes named in the data)."""
+
 _HISTORY_TA: TypeAdapter[list[ModelMessage]] = TypeAdapter(list[ModelMessage])
 
 _LOG = logging.getLogger(__name__)
@@ -84,7 +88,8 @@ class _Container:
     """The flow body of one `PrefectAgent` run in progress (one per flow run attempt)."""
 
     agent: PrefectAgent[Any, Any]
-    flow_run_id: str
+    key: str
+    """What the keys of its agent runs start with (see `_container_key`)."""
     metadata: bytes
     """The run's `metadata` as JSON: model request keys include it (tool keys see it in the run context)."""
     runs: itertools.count[int] = field(default_factory=itertools.count)
@@ -107,17 +112,6 @@ def _metadata_scope(metadata: Any) -> bytes:
 
 # Every PrefectAgent of this process by name, so a pickled reference (Prefect bundles, `serve`) finds it again.
 _REGISTRY: dict[str, PrefectAgent[Any, Any]] = {}
-
-
-def _defining_module() -> tuple[str, str | None, int]:
-    """Module name, file and line of the code that built the wrapper (the first frame outside this package)."""
-    frame = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if not module.startswith("durable_agents.") and not module.startswith("pydantic_ai"):
-            return module, frame.f_globals.get("__file__"), frame.f_lineno
-        frame = frame.f_back
-    return "__main__", None, 0  # pragma: no cover
 
 
 def _lookup(name: str, module: str, file: str | None) -> PrefectAgent[Any, Any]:
@@ -229,11 +223,10 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             parallel_execution_mode=parallel_execution_mode,
             require=require,
         )
-        self._module, self._file, line = _defining_module()
+        self._module, self._file, _ = self.origin
         existing = _REGISTRY.get(self.name)
-        if existing is not None and existing._origin != (self._file, line):
+        if existing is not None and not self.rebuilds(existing):
             raise DuplicateAgentNameError(self.name, self.engine)
-        self._origin = (self._file, line)
         self._heartbeat_seconds = heartbeat_seconds
         self._tasks: dict[str, Task[..., Any]] = {unit.name: self._make_task(unit) for unit in self.units}
         self._flow: Flow[..., Any] = self._make_flow(flow_retries, flow_retry_delay_seconds)
@@ -254,11 +247,12 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
     def _make_task(self, unit: Unit) -> Task[..., Any]:
         body = unit.body
 
-        async def run_unit(payload: bytes, fingerprint: str, run: str) -> bytes:
+        async def run_unit(payload: bytes, fingerprint: str, run: str) -> str:
             # A flow started by a tool (an agent delegating to another) is a new container, not this one.
             token = _CONTAINER.set(None)
             try:
-                return await body(payload)
+                # Our frames are JSON text: stored as JSON, a unit's result is read back without unpickling.
+                return (await body(payload)).decode()
             except Exception as exc:
                 # Prefect retries after its own delay; a server's Retry-After comes first.
                 await pause_before_retry(exc)
@@ -272,6 +266,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             name=unit.name,
             cache_policy=RUN_SCOPED,
             persist_result=True,
+            result_serializer=_RESULT_SERIALIZER,
             cache_expiration=DEFAULT_CACHE_EXPIRATION,
         )
 
@@ -333,9 +328,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             async with super()._durable_call(method, user_prompt, kwargs) as value:
                 yield value
             return
-        flow_run_id = str(context.flow_run.id)
-        container = _USER_FLOW_CONTAINERS.pop(flow_run_id, None) or _Container(self, flow_run_id, b"null")
-        _USER_FLOW_CONTAINERS[flow_run_id] = container  # most recent last: the oldest are dropped first
+        key = _container_key(context.flow_run)
+        container = _USER_FLOW_CONTAINERS.pop(key, None) or _Container(self, key, b"null")
+        _USER_FLOW_CONTAINERS[key] = container  # most recent last: the oldest are dropped first
         while len(_USER_FLOW_CONTAINERS) > _USER_FLOW_CONTAINERS_KEPT:
             del _USER_FLOW_CONTAINERS[next(iter(_USER_FLOW_CONTAINERS))]
         token = _CONTAINER.set(replace(container, agent=self, metadata=_metadata_scope(kwargs.get("metadata"))))
@@ -349,7 +344,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         container = _CONTAINER.get()
         if container is None:
             raise ConfigurationError("new_run_key() called outside a PrefectAgent flow.")  # pragma: no cover
-        return f"{container.flow_run_id}:{next(container.runs)}"
+        return f"{container.key}:{next(container.runs)}"
 
     async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
         container = _CONTAINER.get()
@@ -370,7 +365,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         occurrences = container.occurrences.setdefault(state.run_key, UnitOccurrences())
         fingerprint = occurrences.next(label, unit.kind, payload, scope)
         task = self._tasks[unit.name].with_options(task_run_name=label, **config)
-        return await task(payload, **{FINGERPRINT_PARAMETER: fingerprint, RUN_PARAMETER: state.run_key})
+        result = await task(payload, **{FINGERPRINT_PARAMETER: fingerprint, RUN_PARAMETER: state.run_key})
+        return result.encode() if isinstance(result, str) else result  # bytes: a result pickled by an older version
 
     def _model_identity(self, model_id: str | None) -> str:
         """The name of the model a model id resolves to, without building it (models are built only in units)."""
@@ -453,7 +449,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         history = kwargs.get("message_history")
         if isinstance(history, list) and any(isinstance(m, dict) for m in cast(list[Any], history)):
             kwargs["message_history"] = _HISTORY_TA.validate_python(history)
-        token = _CONTAINER.set(_Container(self, str(context.flow_run.id), _metadata_scope(kwargs.get("metadata"))))
+        token = _CONTAINER.set(
+            _Container(self, _container_key(context.flow_run), _metadata_scope(kwargs.get("metadata")))
+        )
         heartbeat = asyncio.create_task(self._heartbeat(context.flow_run.id))
         try:
             return await self.run_in_container(user_prompt, **kwargs)
@@ -708,6 +706,20 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             **{k: v for k, v in kwargs.items() if k in deploy_keys},
         )
         serve(deployment, **{k: v for k, v in kwargs.items() if k not in deploy_keys})
+
+
+def _container_key(flow_run: FlowRun) -> str:
+    """What the agent run keys of a flow run start with, and so its units' cache keys: the same in every attempt.
+
+    A flow run's retries and resumes keep its id. A subflow (the agent called in a user's flow, or in another agent's
+    tool) does not: a retry of the parent starts a new subflow run for a call whose subflow failed or completed
+    without a stored result. The task run that tracks the call in the parent flow run is the same in every attempt
+    of the parent (Prefect finds it by the call's position), so a subflow is keyed by it and the parent's retry
+    skips the units the earlier attempt completed.
+    """
+    if flow_run.parent_task_run_id is not None:
+        return f"call-{flow_run.parent_task_run_id}"
+    return str(flow_run.id)
 
 
 def _deployment_parameters(parameters: Mapping[str, Any] | None) -> dict[str, Any]:

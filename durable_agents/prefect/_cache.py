@@ -36,7 +36,8 @@ fingerprint hashes the projection of the run's *whole* history instead, so equal
 conversations in equally configured runs.
 
 - [`RUN_SCOPED`][durable_agents.prefect.RUN_SCOPED] (the default): `hash(agent run key, fingerprint)`, the
-  agent run key being the flow run id and the agent run's number within it.
+  agent run key being the flow run id (for a subflow, the id of the task run that tracks the call in the parent
+  flow run, which every retry of the parent keeps) and the agent run's number within it.
 - [`CROSS_RUN`][durable_agents.prefect.CROSS_RUN] (opt-in): `hash(fingerprint)`, shared by every run.
 """
 
@@ -91,7 +92,8 @@ class RunScope:
 FINGERPRINT_PARAMETER = "fingerprint"
 """The name of the task parameter that carries a unit's fingerprint to the cache policy."""
 RUN_PARAMETER = "run"
-"""The name of the task parameter that carries the agent run's key (`<flow run id>:<n-th run in it>`)."""
+"""The name of the task parameter that carries the agent run's key (`<flow run id>:<n-th run in it>`, or
+`call-<parent task run id>:<n>` in a subflow)."""
 
 _FRAME_DROP = frozenset({"v", "run", "base", "digest", "params", "messages"})
 # Deps in frames are JSON encoded in the process that built the frame, with set elements in that process's hash
@@ -378,7 +380,8 @@ class RunScopedCache(CachePolicy):
         """`hash(agent run key, unit fingerprint)`; `None` (no caching) outside a flow run.
 
         The agent run key is `<flow run id>:<n>`, `n` counting the agent's runs within the flow run, so two runs
-        of the same agent in one flow run never share a result.
+        of the same agent in one flow run never share a result. A subflow is keyed by the task run that tracks its
+        call in the parent flow run instead, so a retry of the parent skips the units its first attempt completed.
         """
         fingerprint = _fingerprint(inputs)
         flow_run_id = task_ctx.task_run.flow_run_id

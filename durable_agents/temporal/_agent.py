@@ -20,6 +20,7 @@ from temporalio import activity, workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.worker.workflow_sandbox import RestrictedWorkflowAccessError
 from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from .._agent import DurableAgent, ParallelExecutionMode
@@ -223,6 +224,24 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if state is None or state.agent_name != self.name:
             return
         raise HistoryLimitReached(self.name, reason, state.log.messages)
+
+    async def call_inline_tool(self, tool_name: str, call: Awaitable[Any]) -> Any:
+        """Run an opted-out tool in the workflow; what the sandbox refuses fails the run instead of the workflow task.
+
+        A refused call (I/O, `time.sleep`...) is refused again on every retry of the task, so it is a
+        `ConfigurationError`. A tool that computes for longer than the deadlock detector allows (2 s) cannot be
+        caught here: the worker fails the task from outside. Run such tools as activities.
+        """
+        try:
+            return await call
+        except RestrictedWorkflowAccessError as exc:
+            raise ConfigurationError(
+                f"Tool {tool_name!r} of agent {self.name!r} opted out of running as an activity "
+                f"(tool_activity_config={{{tool_name!r}: None}}), so it runs in the workflow, where the sandbox "
+                f"refused what it did: {str(exc).rstrip('.')}. Workflow code must be deterministic and do no I/O, "
+                "no sleeping, no threads. Fix: let the tool run as an activity (remove its `None` config), or make it "
+                "pure."
+            ) from exc
 
     def container_context(self) -> contextlib.AbstractContextManager[None]:
         """pydantic-ai's sync functions run inline in a durable run: a workflow cannot start threads."""

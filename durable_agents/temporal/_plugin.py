@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import re
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any, TypeVar
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter
@@ -16,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from .._policy import FATAL_TYPES
 from ..exceptions import ConfigurationError, DuplicateAgentNameError
 from ._agent import UNIT_ATTR, TemporalAgent
+from ._passthrough import derive_passthrough_modules
 
 __all__ = [
     "AGENTS_ATTR",
@@ -57,44 +61,58 @@ def uses_agents(*agents: TemporalAgent[Any, Any]) -> Callable[[_WorkflowClass], 
     return declare
 
 
-PASSTHROUGH_MODULES: tuple[str, ...] = (
-    "durable_agents",
-    "pydantic_ai",
-    "pydantic_graph",
-    "pydantic",
-    "pydantic_core",
-    "annotated_types",
-    "typing_inspection",
-    "griffe",
-    "genai_prices",
-    "httpx",
-    "httpcore",
-    "anyio",
-    "sniffio",
-    "h11",
-    "certifi",
-    "idna",
-    "logfire",
-    "logfire_api",
-    "opentelemetry",
-    "mcp",
-    "openai",
-    "anthropic",
-    "google",
-    "groq",
-    "mistralai",
-    "cohere",
-    "tiktoken",
-    "jiter",
-    "eval_type_backport",
-    "exceptiongroup",
-)
+PASSTHROUGH_MODULES: tuple[str, ...] = derive_passthrough_modules()
 """Modules the workflow sandbox imports from the worker instead of re-importing them per workflow run.
 
-They are libraries whose workflow-side code is deterministic (the agent graph, message types,
-pydantic), or that only build clients without doing I/O in the workflow (model providers). Passing
-them through avoids the sandbox's import failures and its per-run re-import cost.
+They are the libraries whose workflow-side code is deterministic (the agent graph, message types, pydantic,
+tracing), or that only build clients without doing I/O in the workflow (model providers), together with every
+installed distribution they require, recursively: a library imports its dependencies lazily, and a first import
+inside a workflow fails. The list is derived from the installed distributions when this module is imported (see
+`durable_agents/temporal/_passthrough.py`). Passing them through avoids the sandbox's import failures and its
+per-run re-import cost.
+
+The plugin passes through these and, from the installed package metadata, every installed dependency of
+pydantic-ai's extras too (`fastmcp` for `MCPToolset`, model SDKs...) (see `passthrough_modules`), so a toolset
+or model built at module level in a workflow module works whatever extras are installed.
 """
+
+# Engines are not libraries the workflow uses: Temporal's own modules are the sandbox's business, and the other
+# engines' are never needed in a workflow.
+_NOT_PASSED_THROUGH = frozenset({"temporalio", "dbos", "prefect"})
+
+
+@functools.cache
+def passthrough_modules() -> tuple[str, ...]:
+    """`PASSTHROUGH_MODULES` and the top-level modules of pydantic-ai's installed dependencies (any extra)."""
+    modules = set(PASSTHROUGH_MODULES)
+    try:
+        requirements = metadata.distribution("pydantic-ai-slim").requires or []
+    except metadata.PackageNotFoundError:
+        requirements = []
+    for requirement in requirements:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement)
+        try:
+            dependency = metadata.distribution(name.group(0)) if name else None
+        except metadata.PackageNotFoundError:
+            continue
+        if dependency is not None:
+            modules.update(_top_level_modules(dependency))
+    return tuple(sorted(modules - _NOT_PASSED_THROUGH))
+
+
+def _top_level_modules(dist: metadata.Distribution) -> set[str]:
+    listed = dist.read_text("top_level.txt")
+    if listed:
+        return {line.strip() for line in listed.splitlines() if line.strip()}
+    modules: set[str] = set()
+    for file in dist.files or ():
+        parts = file.parts
+        if len(parts) == 2 and parts[1] == "__init__.py":  # a package
+            modules.add(parts[0])
+        elif len(parts) == 1 and parts[0].endswith(".py"):  # a single-module distribution
+            modules.add(parts[0].removesuffix(".py"))
+    return modules
+
 
 # anyio imports its asyncio backend on first use. Inside a workflow that first use would import it into the sandbox,
 # which refuses its `threading.Thread` subclass; imported here, the workflow gets the worker's module passed through.
@@ -118,7 +136,8 @@ class DurableAgentsPlugin(SimplePlugin):
     - the Pydantic payload converter (workflow arguments and results such as message histories and
       `AgentRunResult` outputs are pydantic types), unless a custom payload converter is already set;
     - the workflow sandbox's pass-through modules
-      ([`PASSTHROUGH_MODULES`][durable_agents.temporal.PASSTHROUGH_MODULES]);
+      ([`PASSTHROUGH_MODULES`][durable_agents.temporal.PASSTHROUGH_MODULES] and pydantic-ai's installed
+      dependencies);
     - the exception types that fail a workflow instead of retrying its task
       ([`WORKFLOW_FAILURE_EXCEPTION_TYPES`][durable_agents.temporal.WORKFLOW_FAILURE_EXCEPTION_TYPES]);
     - on workers, the activities of the agents given to it and of the agents that the worker's workflows
@@ -149,11 +168,10 @@ class DurableAgentsPlugin(SimplePlugin):
         Raises:
             DuplicateAgentNameError: Two agents share a name (their activities would collide).
         """
-        seen: set[str] = set()
+        seen: dict[str, TemporalAgent[Any, Any]] = {}
         for agent in agents:
-            if agent.name in seen:
+            if not agent.rebuilds(seen.setdefault(agent.name, agent)):
                 raise DuplicateAgentNameError(agent.name, "temporal")
-            seen.add(agent.name)
         self.agents: tuple[TemporalAgent[Any, Any], ...] = agents
         super().__init__(  # pyright: ignore[reportUnknownMemberType]  # temporalio types activities loosely
             "durable_agents.DurableAgentsPlugin",
@@ -195,7 +213,13 @@ def _add_activities(
     registered: dict[str, Callable[..., Any]] = {
         getattr(fn, UNIT_ATTR): fn for fn in activities if hasattr(fn, UNIT_ATTR)
     }
+    owners: dict[str, TemporalAgent[Any, Any]] = {}
     for agent in agents:
+        owner = owners.setdefault(agent.name, agent)
+        if owner is not agent:
+            if agent.rebuilds(owner):
+                continue  # the same agent built twice: the activities of the first serve both
+            raise DuplicateAgentNameError(agent.name, "temporal")
         for fn in agent.temporal_activities:
             name: str = getattr(fn, UNIT_ATTR)
             other = registered.get(name)
@@ -222,11 +246,11 @@ def _with_pydantic_payloads(existing: DataConverter | None) -> DataConverter:
 def _with_passthrough(existing: WorkflowRunner | None) -> WorkflowRunner:
     if existing is None:
         return SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*passthrough_modules())
         )
     if isinstance(existing, SandboxedWorkflowRunner):
         return dataclasses.replace(
-            existing, restrictions=existing.restrictions.with_passthrough_modules(*PASSTHROUGH_MODULES)
+            existing, restrictions=existing.restrictions.with_passthrough_modules(*passthrough_modules())
         )
     return existing
 

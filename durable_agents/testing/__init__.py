@@ -12,7 +12,7 @@ assert units.kinds == ["model", "call", "model", "call", "model"]
 
 from ._crash import CRASH_ENV, CrashInjected, inject_crash
 from ._models import CallCounter, tool_loop_model
-from ._openai_server import ChatReply, FakeOpenAIServer
+from ._openai_server import ChatReply, FakeOpenAIServer, Fault
 from ._postgres import PostgresCluster
 from ._prefect_server import PrefectServer
 from ._recorder import UnitRecorder, record_units
@@ -23,6 +23,7 @@ __all__ = [
     "ChatReply",
     "CrashInjected",
     "FakeOpenAIServer",
+    "Fault",
     "PostgresCluster",
     "PrefectServer",
     "UnitRecorder",

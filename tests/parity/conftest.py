@@ -15,6 +15,7 @@ import gc
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -160,6 +161,8 @@ async def temporal_runner() -> AsyncIterator[Runner]:
                         args=[name, prompt, mode],
                         id=f"parity-{uuid.uuid4().hex[:12]}",
                         task_queue=queue,
+                        # A workflow task that fails is retried forever: bound the run so such a test fails.
+                        execution_timeout=timedelta(seconds=60),
                     )
                 except WorkflowFailureError as exc:
                     cause = exc.cause

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import logfire
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities.process_history import ProcessHistory
 from pydantic_ai.messages import (
@@ -212,9 +213,49 @@ def _stream_step(i: int) -> str:
     return f"r{i}"
 
 
+# ---------------------------------------------------------------- Logfire spans in code that runs in the container
+
+
+class Person:
+    """A plain class: Logfire checks whether it is an `attrs` class, importing `attrs` on first use."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@logfire.instrument("greeting for {person}")
+def greeting(person: Person) -> str:
+    return f"Be brief with {person.name}."
+
+
+traced = Agent(tool_loop_model(1), name="parity_traced")
+
+
+@traced.instructions
+def _traced_instructions() -> str:
+    return greeting(Person("ann"))  # instructions are built in the container (a Temporal workflow, a DBOS workflow...)
+
+
+@traced.tool_plain(name="step")
+def _traced_step(i: int) -> str:
+    CALLS["parity_traced.step"] += 1
+    return greeting(Person(f"r{i}"))
+
+
 AGENTS: dict[str, Agent[Any, Any]] = {
     a.name: a
-    for a in (redact, grow, unserializable, limited, follow, keep_lock, external, stream, data_analyst.analyst_agent)
+    for a in (
+        redact,
+        grow,
+        unserializable,
+        limited,
+        traced,
+        follow,
+        keep_lock,
+        external,
+        stream,
+        data_analyst.analyst_agent,
+    )
     if a.name
 }
 """Every scenario agent, by name."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logfire
 import pytest
 
 from durable_agents.testing import record_units
@@ -106,3 +107,12 @@ async def test_streaming_in_container_code_is_buffered_over_a_durable_run(run_in
     assert scenarios.CALLS == {"parity_stream.step": 2}
     labels = [label.removeprefix("parity_stream.") for label in units.labels]
     assert labels == ["model", "toolset.agent.call/step", "model", "toolset.agent.call/step", "model"]
+
+
+async def test_logfire_instrumented_code_in_the_agent_module_runs_in_the_container(run: Runner) -> None:
+    logfire.configure(send_to_logfire=False, console=False, metrics=False, distributed_tracing=False)
+    bare = (await scenarios.traced.run("go")).output
+    assert bare == "done: Be brief with r0."
+    scenarios.CALLS.clear()
+    assert await run("parity_traced", "go") == bare
+    assert scenarios.CALLS == {"parity_traced.step": 1}

@@ -14,9 +14,15 @@ from prefect import flow
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import AgentStreamEvent, FunctionToolResultEvent, PartDeltaEvent
+from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import FunctionToolset, WrapperToolset
 
-from durable_agents.exceptions import ConfigurationError, UnknownConfigKeyError, UnserializableDepsError
+from durable_agents.exceptions import (
+    ConfigurationError,
+    DuplicateAgentNameError,
+    UnknownConfigKeyError,
+    UnserializableDepsError,
+)
 from durable_agents.prefect import PrefectAgent, TaskConfig
 from durable_agents.testing import CallCounter, record_units, tool_loop_model
 
@@ -25,6 +31,21 @@ pytestmark = pytest.mark.prefect
 
 def _name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def _helper(name: str, instructions: str) -> PrefectAgent[None, str]:
+    """An application's helper: every agent it builds is wrapped on the same source line."""
+    return PrefectAgent(Agent(TestModel(), name=name, instructions=instructions))
+
+
+def test_two_different_agents_of_one_name_built_by_one_helper_are_refused() -> None:
+    name = _name("helper")
+    first = _helper(name, "Answer in French.")
+    with pytest.raises(DuplicateAgentNameError, match=name):
+        _helper(name, "Answer in German.")
+    # The same agent built again (its module imported a second time) is not another agent.
+    again = _helper(name, "Answer in French.")
+    assert again.rebuilds(first)
 
 
 async def test_k_round_agent_matches_bare_agent_and_records_tasks_in_order(tmp_path: Path) -> None:
@@ -220,6 +241,40 @@ async def test_a_flow_retry_reuses_completed_units_of_the_same_flow_run(tmp_path
     assert flow_run.run_count == 2  # one flow run, retried once
     assert lines(model_log) == ["model:0", "model:1", "model:2", "model:3"]  # no model request sent twice
     assert lines(tool_log) == ["0", "1", "1", "2"]  # tool 0 not re-run; tool 1 ran again after its failure
+
+
+@pytest.mark.parametrize("fails", ["after the agent run", "inside the agent run"])
+async def test_a_retry_of_the_users_flow_skips_the_agents_completed_units(tmp_path: Path, fails: str) -> None:
+    # Each attempt of the user's flow calls the agent in a new subflow run (a failed subflow, or a completed one
+    # without a stored result, is run again); its units are keyed by the call's place in the user's flow run.
+    name = _name("user_retry")
+    model_log, tool_log = tmp_path / "model.log", tmp_path / "tools.log"
+    agent: Agent[None, str] = Agent(tool_loop_model(2, counter=CallCounter(model_log)), name=name)
+    attempts: list[int] = []
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        with tool_log.open("a") as f:
+            f.write(f"{i}\n")
+        if fails == "inside the agent run" and i == 1 and len(attempts) == 1:
+            raise ConnectionError("transient outage")
+        return f"r{i}"
+
+    prefect_agent = PrefectAgent(agent)
+
+    @flow(name=f"user_{name}", retries=1)
+    async def user_flow() -> str:
+        attempts.append(len(attempts) + 1)
+        output = (await prefect_agent.run("go")).output
+        if fails == "after the agent run" and len(attempts) == 1:
+            raise RuntimeError("the user's flow fails after the agent run")
+        return output
+
+    assert await user_flow() == "done: r0, r1"
+    assert attempts == [1, 2]
+    assert lines(model_log) == ["model:0", "model:1", "model:2"]  # no model request sent twice
+    expected_tools = ["0", "1"] if fails == "after the agent run" else ["0", "1", "1"]
+    assert lines(tool_log) == expected_tools  # tool 0 never runs again; tool 1 again only after it failed
 
 
 async def test_overrides_of_the_plain_agent_and_the_wrapper_reach_the_tasks(tmp_path: Path) -> None:

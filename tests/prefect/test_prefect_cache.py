@@ -221,17 +221,31 @@ def test_run_scoped_keys_differ_between_agent_runs_of_one_flow_run() -> None:
 
 async def test_cross_run_with_another_model_misses(tmp_path: Path) -> None:
     name = f"cross_model_{uuid.uuid4().hex[:8]}"
-
-    def wrap(model: FunctionModel) -> PrefectAgent[None, str]:
-        # Built on one line so the second wrapper replaces the first under the same name.
-        return PrefectAgent(Agent(model, name=name), task_config=TaskConfig(cache_policy=CROSS_RUN))
-
     first = tool_loop_model(0, final="from A", counter=CallCounter(tmp_path / "a.log"))
     second = tool_loop_model(0, final="from B", counter=CallCounter(tmp_path / "b.log"))
     second = FunctionModel(second.function, stream_function=second.stream_function, model_name="other-model")
-    assert (await wrap(first).run("go")).output == "from A"
-    assert (await wrap(second).run("go")).output == "from B"
+    prefect_agent = PrefectAgent(Agent(first, name=name), task_config=TaskConfig(cache_policy=CROSS_RUN))
+    assert (await prefect_agent.run("go")).output == "from A"
+    with prefect_agent.override(model=second):
+        assert (await prefect_agent.run("go")).output == "from B"
     assert len(lines(tmp_path / "b.log")) == 1
     # The same model again hits.
-    assert (await wrap(first).run("go")).output == "from A"
+    assert (await prefect_agent.run("go")).output == "from A"
     assert len(lines(tmp_path / "a.log")) == 1
+
+
+async def test_a_response_reused_from_another_run_keeps_the_ids_of_the_run_that_produced_it(tmp_path: Path) -> None:
+    # Re-stamped with the second run's ids, the answer would pass for that run's own (provider-side conversation
+    # state, e.g. OpenAI's `openai_conversation_id='auto'`, would continue another conversation).
+    name = f"cross_ids_{uuid.uuid4().hex[:8]}"
+    prefect_agent = PrefectAgent(counted_agent(name, 1, tmp_path), model_task_config=TaskConfig(cache_policy=CROSS_RUN))
+    first = await prefect_agent.run("go")
+    second = await prefect_agent.run("go")
+    assert len(lines(tmp_path / "model.log")) == 2  # the second run's model requests were all reused
+    assert lines(tmp_path / "tools.log") == ["0", "0"]  # its tool calls were not (run-scoped)
+    produced = [(m.run_id, m.conversation_id) for m in first.all_messages() if isinstance(m, ModelResponse)]
+    reused = [(m.run_id, m.conversation_id) for m in second.all_messages() if isinstance(m, ModelResponse)]
+    assert reused == produced
+    assert all(run_id == first.run_id for run_id, _ in produced)
+    requests = [m for m in second.all_messages() if isinstance(m, ModelRequest)]
+    assert {m.run_id for m in requests} == {second.run_id} != {first.run_id}

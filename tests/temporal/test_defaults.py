@@ -11,16 +11,18 @@ from pydantic_ai.models.test import TestModel
 from temporalio.common import RetryPolicy
 
 from durable_agents import UnitKind
-from durable_agents.exceptions import ConfigurationError
+from durable_agents.exceptions import ConfigurationError, DuplicateAgentNameError
 from durable_agents.temporal import (
     DEFAULT_ACTIVITY_CONFIGS,
     DEFAULT_SCHEDULE_TO_START_TIMEOUT,
+    PASSTHROUGH_MODULES,
     ActivityConfig,
     DurableAgentsPlugin,
     TemporalAgent,
     uses_agents,
 )
 from durable_agents.temporal._defaults import with_defaults
+from durable_agents.temporal._passthrough import derive_passthrough_modules
 
 
 def _activity_names(plugin: DurableAgentsPlugin, workflows: list[type]) -> list[str]:
@@ -41,6 +43,18 @@ def test_the_plugin_registers_declared_agents_once() -> None:
     assert names == [unit.name for unit in agent.units]
     assert "declared_once.model" in names
     assert _activity_names(DurableAgentsPlugin(), [object]) == []
+
+
+def _helper(name: str, instructions: str) -> TemporalAgent[None, str]:
+    """An application's helper: every agent it builds is wrapped on the same source line."""
+    return TemporalAgent(Agent(TestModel(), name=name, instructions=instructions))
+
+
+def test_an_agent_built_twice_registers_once_and_another_agent_of_its_name_is_refused() -> None:
+    first, again = _helper("built_twice", "Be brief."), _helper("built_twice", "Be brief.")
+    assert _activity_names(DurableAgentsPlugin(first, again), []) == [unit.name for unit in first.units]
+    with pytest.raises(DuplicateAgentNameError, match="built_twice"):
+        DurableAgentsPlugin(first, _helper("built_twice", "Be verbose."))
 
 
 def test_declaring_a_plain_agent_is_refused() -> None:
@@ -78,3 +92,14 @@ def test_defaults_fill_only_the_keys_no_layer_sets() -> None:
 def test_nonsense_configs_are_refused_when_the_wrapper_is_built(config: ActivityConfig, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         TemporalAgent(Agent(TestModel(), name="nonsense"), model_activity_config=config)
+
+
+def test_a_passed_through_library_brings_its_installed_dependencies() -> None:
+    # logfire imports rich (a requirement) and attrs (an optional integration) lazily, inside the workflow.
+    assert {"logfire", "rich", "attrs", "opentelemetry", "pydantic_ai", "httpx", "httpx2"} <= set(PASSTHROUGH_MODULES)
+    # A dependency of a dependency comes too: pydantic-ai -> pydantic -> pydantic-core.
+    assert "pydantic_core" in derive_passthrough_modules({"pydantic-ai-slim": ("pydantic_ai",)}, {})
+    # Requirements of extras do not (pydantic-ai-slim[temporal] requires temporalio); absent libraries add their
+    # modules and nothing else.
+    assert "temporalio" not in PASSTHROUGH_MODULES
+    assert derive_passthrough_modules({"not-installed-lib": ("nil",)}, {}) == ("nil",)

@@ -208,6 +208,13 @@ async def big_step(i: int) -> str:
 big_agent = TemporalAgent(big_agent_base)
 
 
+class ForeignPart:
+    """Looks like a message part, but is not one of pydantic-ai's."""
+
+    part_kind = "user-prompt"
+    content = "hello"
+
+
 @workflow.defn
 class MisuseWorkflow:
     """Does one thing that must fail the workflow with a typed error."""
@@ -222,6 +229,13 @@ class MisuseWorkflow:
             return (await big_agent.run("go")).output
         if kind == "run_handler":
             return (await loop_agent.run("go", event_stream_handler=record_events)).output
+        if kind == "prompt_surrogate":
+            return (await loop_agent.run("bad \ud800 prompt")).output
+        if kind == "history_strings":
+            return (await loop_agent.run("go", message_history=["hello", "world"])).output  # pyright: ignore[reportArgumentType]
+        if kind == "history_foreign_part":
+            history: Any = [ModelRequest(parts=[ForeignPart()])]  # pyright: ignore[reportArgumentType]
+            return (await loop_agent.run("go", message_history=history)).output
         raise ValueError(kind)
 
 
