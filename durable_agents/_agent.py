@@ -19,7 +19,8 @@ container ([`run_outside_container`][durable_agents.DurableAgent.run_outside_con
 | method | inside a container | outside a container |
 |---|---|---|
 | `run`, `run_sync` | durable run: units for every I/O | engine-specific (start a container, or bare) |
-| `iter`, `run_stream`, `run_stream_events` | `ContainerUsageError` | like the bare agent (not durable) |
+| `iter` | node by node over a durable run | like the bare agent (not durable) |
+| `run_stream`, `run_stream_events` | buffered over a durable run (responses whole) | like the bare agent |
 | `override(model=...)` | honoured by durable runs (as is the plain agent's) | like the bare agent |
 | `override(tools=/toolsets=)` | `ContainerUsageError` | `ContainerUsageError` (fixed at wrapping) |
 """
@@ -31,7 +32,14 @@ import hashlib
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    ExitStack,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
@@ -300,7 +308,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
 
     @abstractmethod
     def in_container(self) -> bool:
-        """Whether the calling code runs inside a container of this engine."""
+        """Whether the calling code runs inside a container of this engine, where a run of this agent is durable."""
 
     @abstractmethod
     def new_run_key(self) -> str:
@@ -499,18 +507,40 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 "(or, inside one, runs durably)."
             )
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        kwargs.pop("infer_name", None)
         run_handler: EventStreamHandler[Any] | None = kwargs.pop("event_stream_handler", None)
         if run_handler is not None and not self.capabilities.per_run_event_handler:
             raise UnsupportedCapabilityError(
                 f"The {self.engine} engine cannot take an event_stream_handler per run: units run on workers that "
                 f"cannot receive a function. Fix: pass `event_stream_handler=` when building the {type(self).__name__}."
             )
-        if kwargs.get("toolsets"):
-            raise ContainerUsageError(
-                "Run-time toolsets cannot be used inside a container: their tools would have no registered units. "
-                "Fix: add the toolsets to the Agent before wrapping it."
+        handler = run_handler or self._handler
+        async with self._durable(user_prompt, kwargs, handler, run_handler) as run_kwargs:
+            return await self.wrapped.run(
+                user_prompt, event_stream_handler=collect_events(self) if handler else None, **run_kwargs
             )
+
+    def container_context(self) -> AbstractContextManager[None]:
+        """What the engine needs around the container code of a durable run (nothing, unless overridden)."""
+        return nullcontext()
+
+    @asynccontextmanager
+    async def _durable(
+        self,
+        user_prompt: Any,
+        kwargs: dict[str, Any],
+        handler: EventStreamHandler[Any] | None,
+        run_handler: EventStreamHandler[Any] | None,
+        *,
+        streamed: bool = False,
+    ) -> AsyncGenerator[dict[str, Any]]:
+        """Set up a durable run and give the arguments for the wrapped agent's `run`, `iter` or streaming methods.
+
+        Inside, the wrapped agent runs with the durable model and toolsets; units stream to `handler`. `streamed`:
+        container code streams the run (`iter`, `run_stream`, `run_stream_events`).
+        """
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs.pop("infer_name", None)
+        run_toolsets = self.check_run_toolsets(kwargs.pop("toolsets", None))
         check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), self.max_payload_bytes)
         model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
@@ -524,19 +554,19 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         kwargs.setdefault("run_id", short_id)
         if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
             kwargs["conversation_id"] = short_id
-        handler = run_handler or self._handler
-        state = RunState(self._name, run_key, model_id, deps_json, handler)
+        state = RunState(self._name, run_key, model_id, deps_json, handler, replay_parts=streamed)
         HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)
         try:
             with (
-                self.wrapped.override(model=DurableModel(model, self), tools=[], toolsets=self._toolsets),
+                self.container_context(),
+                self.wrapped.override(
+                    model=DurableModel(model, self), tools=[], toolsets=[*self._toolsets, *run_toolsets]
+                ),
                 AbstractAgent.parallel_tool_call_execution_mode(self._parallel_mode),
             ):
-                return await self.wrapped.run(
-                    user_prompt, event_stream_handler=collect_events(self) if handler else None, **kwargs
-                )
+                yield kwargs
         finally:
             _RUN_HANDLER.reset(handler_token)
             CURRENT_RUN.reset(run_token)
@@ -546,29 +576,71 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             state.log = MessageLog()
             state.listings.clear()
 
-    def _refuse_in_container(self, method: str) -> None:
-        if self.in_container():
-            raise ContainerUsageError(
-                f"`{method}` cannot be used inside a container: tokens cannot stream out of a workflow or flow. "
-                "Fix: use `run()` and an `event_stream_handler` (it sees the live model stream inside the model unit)."
-            )
+    def check_run_toolsets(self, toolsets: Sequence[AbstractToolset[Any]] | None) -> list[AbstractToolset[Any]]:
+        """The run-time `toolsets=` of a durable run, if nothing of theirs would run in a unit.
+
+        A toolset whose every leaf is an `ExternalToolset` executes nothing: its calls end the run as
+        `DeferredToolRequests`, so it needs no registered unit.
+
+        Raises:
+            ContainerUsageError: A toolset has tools that would run; they would have no registered units.
+        """
+        toolsets = list(toolsets or [])
+        leaves: list[AbstractToolset[Any]] = []
+        for toolset in toolsets:
+            toolset.apply(leaves.append)
+        for leaf in leaves:
+            if not isinstance(leaf, ExternalToolset):
+                raise ContainerUsageError(
+                    f"The run-time toolset {leaf.label} cannot be used in a durable run: its tools would run, and "
+                    "would have no registered units. Only toolsets that execute nothing (`ExternalToolset`, whose "
+                    "calls end the run as `DeferredToolRequests`) may be passed to `run(toolsets=...)`. Fix: add "
+                    "the toolset to the Agent before wrapping it."
+                )
+        return toolsets
+
+    def iter(self, user_prompt: Any = None, **kwargs: Any) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like `Agent.iter`; inside a container, node by node over a durable run.
+
+        Each node's I/O (model requests, tool calls, listings) is a unit, as in `run()`, so the container replays
+        the same nodes after a crash. As in `Agent.iter`, no event-stream handler is called; `node.stream()` gives
+        each model response's parts whole (see `run_stream_events`).
+        """
+        return self._durable_call("iter", user_prompt, kwargs)
+
+    def run_stream(self, user_prompt: Any = None, **kwargs: Any) -> AbstractAsyncContextManager[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like `Agent.run_stream`; inside a container, a buffered stream over a durable run.
+
+        The model request runs in a unit, so the output does not arrive token by token: the final response
+        arrives whole, and `stream_output()` / `stream_text()` give it in one piece. The live tokens are seen
+        inside the model unit, by the wrapper's `event_stream_handler`.
+        """
+        return self._durable_call("run_stream", user_prompt, kwargs)
+
+    def run_stream_events(self, user_prompt: Any = None, **kwargs: Any) -> AbstractAsyncContextManager[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Like `Agent.run_stream_events`; inside a container, the buffered events of a durable run.
+
+        The events come from the run's units as each finishes: a model response's parts arrive whole (a part
+        start and end, no deltas: the tokens streamed inside the model unit), tool calls and results and the
+        final result as in a bare run, then the run's result. A recovered container sees the same events.
+        """
+        return self._durable_call("run_stream_events", user_prompt, kwargs)
 
     @asynccontextmanager
-    async def iter(self, *args: Any, **kwargs: Any) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like `Agent.iter` outside a container; refused in one."""
-        self._refuse_in_container("iter")
-        async with self.wrapped.iter(*args, **kwargs) as agent_run:
-            yield agent_run
-
-    def run_stream(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like `Agent.run_stream` outside a container; refused in one."""
-        self._refuse_in_container("run_stream")
-        return self.wrapped.run_stream(*args, **kwargs)
-
-    def run_stream_events(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Like `Agent.run_stream_events` outside a container; refused inside one."""
-        self._refuse_in_container("run_stream_events")
-        return self.wrapped.run_stream_events(*args, **kwargs)
+    async def _durable_call(
+        self, method: Literal["iter", "run_stream", "run_stream_events"], user_prompt: Any, kwargs: dict[str, Any]
+    ) -> AsyncGenerator[Any]:
+        """The wrapped agent's `method` (an async context manager): bare outside a container, durable inside one."""
+        call = getattr(self.wrapped, method)
+        if not self.in_container():
+            async with call(user_prompt, **kwargs) as value:
+                yield value
+            return
+        async with (
+            self._durable(user_prompt, kwargs, None, None, streamed=True) as run_kwargs,
+            call(user_prompt, **run_kwargs) as value,
+        ):
+            yield value
 
     @contextmanager
     def override(self, **kwargs: Any) -> Generator[None]:  # pyright: ignore[reportIncompatibleMethodOverride]

@@ -8,12 +8,13 @@ never per payload (building one costs far more than validating with it). The
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
 import pydantic_core
-from pydantic import PydanticSchemaGenerationError, SecretBytes, SecretStr, TypeAdapter
+from pydantic import BaseModel, PydanticSchemaGenerationError, SecretBytes, SecretStr, TypeAdapter, ValidationError
 from pydantic import Secret as PydanticSecret
 from pydantic_ai import messages as _messages
 from pydantic_ai.usage import RunUsage
@@ -63,18 +64,22 @@ class DepsCodec:
                 )
             return b"null"
         try:
-            data = self._ta.dump_json(deps)
+            # A value of the wrong type is caught by validating it back (`check`, `changed`), with a typed error.
+            data = self._ta.dump_json(deps, warnings=False)
             if _MASK in data:
                 # pydantic writes `SecretStr` / `SecretBytes` as '**********' in JSON: a tool in a unit would get
                 # the mask. Their values are put back where the Python dump still holds the secret objects.
-                data = pydantic_core.to_json(_revealed(self._ta.dump_python(deps), pydantic_core.from_json(data)))
+                data = pydantic_core.to_json(
+                    _revealed(self._ta.dump_python(deps, warnings=False), pydantic_core.from_json(data))
+                )
             return data
         except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
+            where = _unserializable_path(deps, "deps")
             raise UnserializableDepsError(
                 f"The run's deps ({type(deps).__name__}) cannot be serialized with the agent's deps_type "
-                f"{_type_name(self.deps_type)}: {exc}. Units may run in another process, so deps must be data. "
-                "Fix: make deps a dataclass / pydantic model of plain fields, and keep clients (HTTP, DB) out of "
-                "deps: create them inside tools or at module level."
+                f"{_type_name(self.deps_type)}: `{where}` has no JSON form ({exc}). Units may run "
+                "in another process, so deps must be data. Fix: make deps a dataclass / pydantic model of plain "
+                "fields, and keep clients (HTTP, DB) out of deps: create them inside tools or at module level."
             ) from exc
 
     def check(self, deps: Any) -> bytes:
@@ -111,6 +116,118 @@ class DepsCodec:
         if self._ta is None:
             return None
         return self._ta.validate_json(pydantic_core.to_json(value))
+
+    def to_data(self, deps: Any) -> Any:
+        """The deps as the JSON data frames carry (see [`encode`][durable_agents._codec.DepsCodec.encode])."""
+        return pydantic_core.from_json(self.encode(deps))
+
+    def changed(self, before: Any, deps: Any, by: str) -> Any:
+        """The deps as JSON data if `by` (a tool, in its unit) changed them from `before`, else `None`.
+
+        Raises:
+            UnserializableDepsError: The change cannot be carried back into the run: the new value of a field
+                cannot be serialized, or does not validate as the field's type; the error names the field.
+        """
+        if self._ta is None:
+            return None
+        try:
+            after = self.to_data(deps)
+        except UnserializableDepsError as exc:
+            raise UnserializableDepsError(
+                f"{by} changed the run's deps, and the change cannot be carried back. {exc.message}"
+            ) from exc
+        if after == before:
+            return None
+        try:
+            self.decode_value(after)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = "deps" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+            raise UnserializableDepsError(
+                f"{by} changed the run's deps, and the change cannot be carried back: `{where}` no longer "
+                f"validates as the agent's deps_type {_type_name(self.deps_type)} ({error['msg']}). Fix: store "
+                "values of the field's declared type."
+            ) from exc
+        return after
+
+    def apply(self, live: Any, before: Any, after: Any, current: Any) -> Any:
+        """Apply a change a tool unit made to the run's deps to the run's own deps object, and return its new data.
+
+        Args:
+            live: The run's deps object in the container; updated in place, so the code that passed it sees the
+                change, as it would after a bare run.
+            before: The deps data the unit got.
+            after: The deps data the unit returned ([`changed`][durable_agents._codec.DepsCodec.changed]).
+            current: The run's deps data now (a tool call that ran alongside may have changed it since).
+
+        Only the top-level fields the unit changed are taken over, so tool calls running side by side that change
+        different fields both keep their change.
+
+        Raises:
+            UnserializableDepsError: `live` is an object whose fields cannot be set (not a dataclass, a pydantic
+                model, a dict or a list).
+        """
+        keys: list[str] | None = None
+        merged = after
+        if isinstance(before, dict) and isinstance(after, dict) and isinstance(current, dict):
+            old, new = cast(dict[str, Any], before), cast(dict[str, Any], after)
+            keys = [k for k in {**old, **new} if old.get(k, _ABSENT) != new.get(k, _ABSENT)]
+            merged = {k: v for k, v in cast(dict[str, Any], current).items() if k not in keys}
+            merged.update((k, new[k]) for k in keys if k in new)
+        _update_in_place(live, self.decode_value(merged), keys)
+        return merged
+
+
+_ABSENT = object()
+
+
+def _update_in_place(live: Any, value: Any, keys: list[str] | None) -> None:
+    """Make `live` equal to `value`, field by field (only `keys`, when given), keeping its identity."""
+    if isinstance(live, dict):
+        target = cast(dict[Any, Any], live)
+        source = cast(dict[Any, Any], value)
+        for key in list(target) if keys is None else keys:
+            target.pop(key, None)
+        target.update(source if keys is None else {k: source[k] for k in keys if k in source})
+        return
+    if isinstance(live, list):
+        cast(list[Any], live)[:] = cast(list[Any], value)
+        return
+    names = _field_names(live)
+    if names is None:
+        raise UnserializableDepsError(
+            f"A tool changed the run's deps, but they are a {type(live).__name__}, whose fields the run cannot "
+            "update to carry the change back from the tool's unit. Fix: make deps_type a dataclass, a pydantic "
+            "model, a dict or a list."
+        )
+    for name in names if keys is None or not set(keys) <= set(names) else keys:
+        object.__setattr__(live, name, getattr(value, name))  # also where the dataclass is frozen, as tools mutate
+
+
+def _field_names(obj: Any) -> list[str] | None:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [f.name for f in dataclasses.fields(obj)]
+    if isinstance(obj, BaseModel):
+        return list(type(obj).model_fields)
+    return None
+
+
+def _unserializable_path(value: Any, path: str) -> str:
+    """The path (`deps.output['Out[1]']`) of the innermost part of `value` that has no JSON form."""
+    children: list[tuple[str, Any]]
+    if isinstance(value, dict):
+        children = [(f"{path}[{k!r}]", v) for k, v in cast(dict[Any, Any], value).items()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        children = [(f"{path}[{i}]", v) for i, v in enumerate(cast(Sequence[Any], list(value)))]  # pyright: ignore[reportUnknownArgumentType]
+    else:
+        names = _field_names(value)
+        children = [] if names is None else [(f"{path}.{n}", getattr(value, n)) for n in names]
+    for child_path, child in children:
+        try:
+            pydantic_core.to_json(child)
+        except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
+            return _unserializable_path(child, child_path)
+    return path
 
 
 _MASK = b'"**********"'

@@ -9,7 +9,8 @@ forms and an engine UI that shows JSON shows a readable payload.
   [`SegmentInput`][durable_agents._frames.SegmentInput] (a piece of a resent history); outcomes
   `ResponseOutcome`, `MissOutcome`, `StagedOutcome`, `ErrorOutcome`;
 - tool call: input [`ToolInput`][durable_agents._frames.ToolInput]; outcomes `ReturnOutcome`,
-  `RetryOutcome`, `FailedOutcome`, `DeferredOutcome`, `ApprovalOutcome`, `ErrorOutcome`;
+  `RetryOutcome`, `FailedOutcome`, `DeferredOutcome`, `ApprovalOutcome`, `ErrorOutcome`; each but the
+  error carries the usage the tool recorded and, when the tool changed the run's deps, the deps after it;
 - toolset listing: input [`ListInput`][durable_agents._frames.ListInput]; outcomes `ToolsOutcome`,
   `ErrorOutcome`;
 - events delivery: input [`EventsInput`][durable_agents._frames.EventsInput]; outcomes
@@ -206,6 +207,8 @@ class ReturnOutcome:
     """`content`: multimodal content (a single item is returned as itself)."""
     usage: dict[str, JsonValue] | None = None
     """Usage the tool recorded on its run context (e.g. a delegate agent's)."""
+    deps: JsonValue = None
+    """The run's deps as JSON data, when the tool changed them (`None`: unchanged); see `DepsCodec.changed`."""
 
 
 @dataclass(kw_only=True)
@@ -216,6 +219,7 @@ class RetryOutcome:
     v: int = PROTOCOL_VERSION
     message: str
     usage: dict[str, JsonValue] | None = None
+    deps: JsonValue = None
 
 
 @dataclass(kw_only=True)
@@ -226,6 +230,7 @@ class FailedOutcome:
     v: int = PROTOCOL_VERSION
     message: str
     usage: dict[str, JsonValue] | None = None
+    deps: JsonValue = None
 
 
 @dataclass(kw_only=True)
@@ -237,6 +242,7 @@ class DeferredOutcome:
     metadata: dict[str, JsonValue] | None = None
     kind: Literal["external", "question"] = "external"
     usage: dict[str, JsonValue] | None = None
+    deps: JsonValue = None
 
 
 @dataclass(kw_only=True)
@@ -247,6 +253,7 @@ class ApprovalOutcome:
     v: int = PROTOCOL_VERSION
     metadata: dict[str, JsonValue] | None = None
     usage: dict[str, JsonValue] | None = None
+    deps: JsonValue = None
 
 
 @dataclass(kw_only=True)

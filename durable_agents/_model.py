@@ -85,10 +85,15 @@ class DurableModel(WrapperModel):
         model_request_parameters: ModelRequestParameters,
         run_context: RunContext[Any] | None = None,
     ) -> AsyncGenerator[StreamedResponse]:
-        # The container asks for a stream only to feed the event-stream handler; the handler already saw the
-        # live stream inside the unit, so the container gets the finished response and no part events.
+        # The live stream stays inside the unit (where the event-stream handler sees it); the container gets the
+        # finished response. Its parts are replayed as part events, whole, only for container code that streams
+        # (a buffered `run_stream_events`, `node.stream()` under `iter`).
         response = await self._request(messages, model_settings, model_request_parameters, run_context)
-        yield CompletedStreamedResponse(response, model_request_parameters=model_request_parameters)
+        state = current_run(self._owner.name)
+        replay = state is not None and state.replay_parts
+        yield CompletedStreamedResponse(
+            response, model_request_parameters=model_request_parameters, replay_events=replay
+        )
 
     async def _request(
         self,

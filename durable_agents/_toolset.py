@@ -16,7 +16,8 @@ Tool outcomes cross as values: a return value, a retry request (`ModelRetry`, or
 arguments), a terminal failure the model sees (`ToolFailed`), a deferral (`CallDeferred`), an
 approval request (`ApprovalRequired`), or a fatal error. Only other exceptions reach the engine,
 which retries them per the unit's config. Usage a tool records on its `RunContext` (for example a
-delegate agent's) is carried back into the run.
+delegate agent's) is carried back into the run, and so are changes a tool makes to the run's deps (see
+[`DepsCodec.apply`][durable_agents._codec.DepsCodec.apply]).
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ class DurableToolset(WrapperToolset[Any]):
         if key in state.listings:
             return state.listings[key]
         assert self.owner is not None and self.list_unit is not None
-        unit_input = ListInput(model=state.model_key, ctx=snapshot_ctx(ctx), deps=state.deps_json)
+        deps = _deps_now(self.owner, state, ctx)
+        unit_input = ListInput(model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps)
         payload = _encode_input(unit_input, f"the listing of toolset {self.toolset_id!r}")
         outcome = decode_outcome(await self.owner.call_unit(self.list_unit, payload, label=self.list_unit.name))
         if isinstance(outcome, ErrorOutcome):
@@ -157,24 +159,33 @@ class DurableToolset(WrapperToolset[Any]):
         if config is None and self.static:
             return await self.owner.call_inline_tool(name, self.wrapped.call_tool(name, tool_args, ctx, tool))
         label = f"{self.call_unit.name}/{name}"
+        deps = _deps_now(self.owner, state, ctx)
         unit_input = ToolInput(
-            tool=name,
-            args=_model_args(ctx, tool_args),
-            model=state.model_key,
-            ctx=snapshot_ctx(ctx),
-            deps=state.deps_json,
+            tool=name, args=_model_args(ctx, tool_args), model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps
         )
         payload = _encode_input(unit_input, f"the arguments of tool {name!r}")
         outcome = decode_outcome(await self.owner.call_unit(self.call_unit, payload, label=label, config=config))
         usage = getattr(outcome, "usage", None)
         if usage:
             ctx.usage.incr(USAGE_TA.validate_python(usage))
+        changed = getattr(outcome, "deps", None)
+        if changed is not None:
+            state.deps_json = self.owner.deps_codec.apply(ctx.deps, deps, changed, state.deps_json)
         return _tool_result(label, outcome)
 
     def visit_and_replace(
         self, visitor: Callable[[AbstractToolset[Any]], AbstractToolset[Any]]
     ) -> AbstractToolset[Any]:
         return self
+
+
+def _deps_now(owner: DurableAgent[Any, Any], state: RunState, ctx: RunContext[Any]) -> Any:
+    """The run's deps as data for a unit, encoded again.
+
+    Container code (a tool run inline, an output validator) may have changed them since the last unit.
+    """
+    state.deps_json = owner.deps_codec.to_data(ctx.deps)
+    return state.deps_json
 
 
 @asynccontextmanager
@@ -328,7 +339,12 @@ def _encode_outcome(outcome: Outcome, what: str, limit: int | None) -> bytes:
 
 
 async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, payload: bytes) -> bytes:
-    """The code of a tool unit: validate the arguments, call the real tool, encode the outcome."""
+    """The code of a tool unit: validate the arguments, call the real tool, encode the outcome.
+
+    Every outcome but an error carries the usage the tool recorded and, if the tool changed the run's deps, the
+    deps after it, which the container applies to the run's deps (so the next tool sees the change, as in a bare
+    run).
+    """
     unit_name = leaf.call_unit.name if leaf.call_unit else leaf.toolset_id
     try:
         unit_input = decode_input(payload)
@@ -337,52 +353,59 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
     tool_name = unit_input.tool if isinstance(unit_input, ToolInput) else "?"
     label = f"{unit_name}/{tool_name}"
     notify(UnitEvent(unit_name, UnitKind.TOOL, label, owner.name))
-    usage_before: RunUsage | None = None
-    ctx: RunContext[Any] | None = None
     try:
         if not isinstance(unit_input, ToolInput):
             raise ProtocolError(f"The tool unit {unit_name} got a {unit_input.t!r} input.")
         model = owner.context_model(unit_input.model)
         ctx = restore_ctx(unit_input.ctx, owner.deps_codec.decode_value(unit_input.deps), model)
         usage_before = copy.copy(ctx.usage)
-        async with _real_toolset(leaf.wrapped, ctx, leaf.static, leaf.toolset_id) as toolset:
-            tools = await toolset.get_tools(ctx)
-            tool = tools.get(tool_name)
-            if tool is None:
-                raise UserError(f"Tool {tool_name!r} is not offered by toolset {leaf.toolset_id!r} inside the unit.")
-            try:
-                args = tool.args_validator.validate_python(unit_input.args, context=ctx.validation_context)
-            except pydantic.ValidationError as exc:
-                return encode(RetryOutcome(message=str(exc), usage=_usage(ctx, usage_before)))
-            result = await toolset.call_tool(tool_name, args, ctx, tool)
-        outcome = return_outcome(result, _usage(ctx, usage_before))
-        return _encode_outcome(outcome, f"The result of tool {tool_name!r} ({label})", owner.max_payload_bytes)
-    except ModelRetry as exc:
-        return encode(RetryOutcome(message=exc.message, usage=_usage(ctx, usage_before)))
-    except ToolFailed as exc:
-        return encode(FailedOutcome(message=exc.message, usage=_usage(ctx, usage_before)))
-    except CallDeferred as exc:
-        return _encode_outcome(
-            DeferredOutcome(metadata=exc.metadata, kind=exc.kind, usage=_usage(ctx, usage_before)),
-            f"The deferral metadata of tool {tool_name!r}",
-            owner.max_payload_bytes,
-        )
-    except ApprovalRequired as exc:
-        return _encode_outcome(
-            ApprovalOutcome(metadata=exc.metadata, usage=_usage(ctx, usage_before)),
-            f"The approval metadata of tool {tool_name!r}",
-            owner.max_payload_bytes,
-        )
+        outcome: ToolOutcome
+        try:
+            outcome = await _call_tool(leaf, ctx, unit_input)
+        except ModelRetry as exc:
+            outcome = RetryOutcome(message=exc.message)
+        except ToolFailed as exc:
+            outcome = FailedOutcome(message=exc.message)
+        except CallDeferred as exc:
+            outcome = DeferredOutcome(metadata=exc.metadata, kind=exc.kind)
+        except ApprovalRequired as exc:
+            outcome = ApprovalOutcome(metadata=exc.metadata)
+        outcome.usage = _usage(ctx, usage_before)
+        outcome.deps = owner.deps_codec.changed(unit_input.deps, ctx.deps, f"Tool {tool_name!r} ({label})")
+        return _encode_outcome(outcome, f"{_WHAT[outcome.t]} of tool {tool_name!r} ({label})", owner.max_payload_bytes)
     except Exception as exc:
         if is_fatal(exc):
             return encode(error_outcome(exc))
         raise
 
 
-def _usage(ctx: RunContext[Any] | None, before: RunUsage | None) -> dict[str, Any] | None:
+async def _call_tool(leaf: DurableToolset, ctx: RunContext[Any], unit_input: ToolInput) -> ToolOutcome:
+    async with _real_toolset(leaf.wrapped, ctx, leaf.static, leaf.toolset_id) as toolset:
+        tools = await toolset.get_tools(ctx)
+        tool = tools.get(unit_input.tool)
+        if tool is None:
+            raise UserError(f"Tool {unit_input.tool!r} is not offered by toolset {leaf.toolset_id!r} inside the unit.")
+        try:
+            args = tool.args_validator.validate_python(unit_input.args, context=ctx.validation_context)
+        except pydantic.ValidationError as exc:
+            return RetryOutcome(message=str(exc))
+        return return_outcome(await toolset.call_tool(unit_input.tool, args, ctx, tool))
+
+
+ToolOutcome = ReturnOutcome | RetryOutcome | FailedOutcome | DeferredOutcome | ApprovalOutcome
+
+_WHAT = {
+    "return": "The result",
+    "retry": "The retry request",
+    "failed": "The failure",
+    "deferred": "The deferral metadata",
+    "approval": "The approval metadata",
+}
+"""What of a tool's outcome an encoding error is about (besides the deps, which are checked before)."""
+
+
+def _usage(ctx: RunContext[Any], before: RunUsage) -> dict[str, Any] | None:
     """The usage a tool recorded on its run context (e.g. a delegate agent's), as JSON data, if any."""
-    if ctx is None or before is None:
-        return None
     delta = ctx.usage - before
     if delta.requests or delta.input_tokens or delta.output_tokens or delta.tool_calls:
         return USAGE_TA.dump_python(delta, mode="json")

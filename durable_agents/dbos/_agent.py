@@ -246,11 +246,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
     def _encode_request(self, user_prompt: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The workflow's input: plain data DBOS can store and hand back to a recovering process."""
         kwargs.pop("infer_name", None)
-        if kwargs.get("toolsets"):
-            raise ContainerUsageError(
-                "Run-time toolsets cannot be used with a DBOSAgent: their tools would have no steps and could not "
-                "be recovered. Fix: add the toolsets to the Agent before wrapping it."
-            )
+        self.check_run_toolsets(kwargs.get("toolsets"))
         # Only the run's own `model=` is stored: an `override(model=...)` is seen by the workflow, in this context.
         model_key = self.run_model_id(kwargs.pop("model", None))
         deps = self.deps_codec.check(kwargs.pop("deps", None))

@@ -12,12 +12,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 from uuid import UUID
 
 import pydantic_core
@@ -112,6 +112,16 @@ class _Container:
 
 
 _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_container", default=None)
+
+# The containers of agent runs that the user's own flows iterate (`iter()`), by flow run id: the runs of one flow
+# run count on, so each gets its own run key. A bounded number is kept; the oldest go first.
+_USER_FLOW_CONTAINERS: dict[str, _Container] = {}
+_USER_FLOW_CONTAINERS_KEPT = 256
+
+
+def _metadata_scope(metadata: Any) -> bytes:
+    return pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
+
 
 # Every PrefectAgent of this process by name, so a pickled reference (Prefect bundles, `serve`) finds it again.
 _REGISTRY: dict[str, PrefectAgent[Any, Any]] = {}
@@ -316,6 +326,32 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         container = _CONTAINER.get()
         return container is not None and container.agent is self and FlowRunContext.get() is not None
 
+    @contextlib.asynccontextmanager
+    async def _durable_call(
+        self, method: Literal["iter", "run_stream", "run_stream_events"], user_prompt: Any, kwargs: dict[str, Any]
+    ) -> AsyncGenerator[Any]:
+        """As in every engine; in the user's own `@flow` too, whose flow run is then the run's container.
+
+        The run's units are tasks of the user's flow run, so a retry or resume of it skips those that completed,
+        as for a run in the agent's own flow.
+        """
+        context = FlowRunContext.get()
+        if context is None or context.flow_run is None or self.in_container():
+            async with super()._durable_call(method, user_prompt, kwargs) as value:
+                yield value
+            return
+        key = _container_key(context.flow_run)
+        container = _USER_FLOW_CONTAINERS.pop(key, None) or _Container(self, key, b"null")
+        _USER_FLOW_CONTAINERS[key] = container  # most recent last: the oldest are dropped first
+        while len(_USER_FLOW_CONTAINERS) > _USER_FLOW_CONTAINERS_KEPT:
+            del _USER_FLOW_CONTAINERS[next(iter(_USER_FLOW_CONTAINERS))]
+        token = _CONTAINER.set(replace(container, agent=self, metadata=_metadata_scope(kwargs.get("metadata"))))
+        try:
+            async with super()._durable_call(method, user_prompt, kwargs) as value:
+                yield value
+        finally:
+            _CONTAINER.reset(token)
+
     def new_run_key(self) -> str:
         container = _CONTAINER.get()
         if container is None:
@@ -468,9 +504,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             kwargs = decode_json_args(kwargs)
             if "deps" in kwargs:
                 kwargs["deps"] = self._coerce_deps(kwargs["deps"])
-        metadata = kwargs.get("metadata")
-        scope = pydantic_core.to_json(metadata, fallback=lambda v: f"<{type(v).__qualname__}>")  # pyright: ignore[reportUnknownLambdaType]
-        token = _CONTAINER.set(_Container(self, _container_key(context.flow_run), scope))
+        token = _CONTAINER.set(
+            _Container(self, _container_key(context.flow_run), _metadata_scope(kwargs.get("metadata")))
+        )
         heartbeat = asyncio.create_task(self._heartbeat(context.flow_run.id))
         try:
             return await self.run_in_container(user_prompt, **kwargs)

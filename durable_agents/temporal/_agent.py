@@ -243,10 +243,9 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "pure."
             ) from exc
 
-    async def run_in_container(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
-        """The durable run, with pydantic-ai's sync functions run inline (a workflow cannot start threads)."""
-        with _DISABLE_THREADS() if _DISABLE_THREADS is not None else contextlib.nullcontext():
-            return await super().run_in_container(user_prompt, **kwargs)
+    def container_context(self) -> contextlib.AbstractContextManager[None]:
+        """pydantic-ai's sync functions run inline in a durable run: a workflow cannot start threads."""
+        return _DISABLE_THREADS() if _DISABLE_THREADS is not None else contextlib.nullcontext()
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
         model = self.bare_model(kwargs.pop("model", None))

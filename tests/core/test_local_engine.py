@@ -200,31 +200,24 @@ async def test_registered_and_string_models() -> None:
     assert (await local.run("go", model="test")).output == '{"step":"r0"}'
 
 
-async def test_streaming_apis_refused_inside_a_container() -> None:
+async def test_streaming_apis_and_iter_are_durable_inside_a_container() -> None:
     agent = make_agent(1)
-    local = LocalAgent(agent)
-    errors: list[Exception] = []
-
-    @agent.tool_plain
-    async def probe() -> str:
-        # Inside a tool unit of the local engine we are still inside the container.
-        try:
-            async with local.iter("nested"):
-                pass
-        except ContainerUsageError as exc:
-            errors.append(exc)
-        return "ok"
-
     local = LocalAgent(agent)
     from durable_agents.local._agent import _IN_CONTAINER  # pyright: ignore[reportPrivateUsage]
 
     token = _IN_CONTAINER.set(True)
     try:
-        with pytest.raises(ContainerUsageError, match="event_stream_handler"):
-            async with local.iter("go"):
-                pass
-        with pytest.raises(ContainerUsageError):
-            local.run_stream("go")
+        # In a container, iter and the streaming methods go over a durable run: its I/O runs as units.
+        with record_units() as units:
+            async with local.iter("go") as run:
+                async for _ in run:
+                    pass
+            async with local.run_stream("go") as stream:
+                assert await stream.get_output() == "done: r0"
+            async with local.run_stream_events("go") as events:
+                assert [e async for e in events][-1].result.output == "done: r0"  # pyright: ignore[reportAttributeAccessIssue,reportUnknownMemberType]
+        assert run.result is not None and run.result.output == "done: r0"
+        assert units.labels == ["demo.model", "demo.toolset.agent.call/step", "demo.model"] * 3
     finally:
         _IN_CONTAINER.reset(token)
     # Outside a container, iter behaves like the bare agent.

@@ -9,8 +9,10 @@ Modes:
   runs of `<executor>` with DBOS's executor-recovery API and wait for the run's result.
 
 `PARALLEL=n` makes each round n parallel tool calls. The model counts its requests in `<dir>/model_calls`
-and the tool its executions in `<dir>/tool_calls`.
-Prints one JSON line: the output, the unit labels this process executed and the ids of the agent's workflows.
+and the tool its executions in `<dir>/tool_calls`. `AGENT=analyst` runs pydantic-ai's data-analyst example
+(`tests/parity/data_analyst.py`) instead, whose tools pass results to each other in deps.
+Prints one JSON line: the output, the unit labels this process executed, the ids of the agent's workflows and
+(data analyst) the tools this process ran.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from dbos import DBOS
 from pydantic_ai import Agent
 
 from durable_agents.dbos import DBOSAgent
 from durable_agents.testing import CallCounter, inject_crash, record_units, tool_loop_model
+from tests.parity import data_analyst
 
 ROUNDS = 4
 
@@ -47,7 +51,10 @@ def build_agent(workdir: Path, parallel: int = 1) -> Agent[None, str]:
 def main() -> None:
     mode, url, workflow_id, workdir = sys.argv[1:5]
     executor = sys.argv[5] if mode == "takeover" else os.environ.get("EXECUTOR_ID", "local")
-    dbos_agent = DBOSAgent(build_agent(Path(workdir), int(os.environ.get("PARALLEL", "1"))))
+    analyst = os.environ.get("AGENT") == "analyst"
+    agent = data_analyst.analyst_agent if analyst else build_agent(Path(workdir), int(os.environ.get("PARALLEL", "1")))
+    dbos_agent = DBOSAgent(agent)
+    run_kwargs: dict[str, Any] = {"deps": data_analyst.AnalystAgentDeps()} if analyst else {}
     config = {
         "name": "durable-agents-crash",
         "system_database_url": url,
@@ -60,7 +67,8 @@ def main() -> None:
     with record_units() as units:
         DBOS.launch()
         if mode == "run":
-            output = asyncio.run(dbos_agent.run("go", run_id=workflow_id)).output
+            prompt = data_analyst.PROMPT if analyst else "go"
+            output = asyncio.run(dbos_agent.run(prompt, run_id=workflow_id, **run_kwargs)).output
         elif mode == "resume":
             output = DBOS.retrieve_workflow(workflow_id).get_result().output
         else:
@@ -70,7 +78,8 @@ def main() -> None:
             assert [h.workflow_id for h in handles] == [workflow_id], handles
             output = handles[0].get_result().output
     workflows = sorted(w.workflow_id for w in DBOS.list_workflows(name=dbos_agent.workflow_name))
-    print(json.dumps({"output": output, "executed": units.labels, "workflows": workflows}), flush=True)
+    report = {"output": output, "executed": units.labels, "workflows": workflows, "tools": data_analyst.TOOL_RUNS}
+    print(json.dumps(report), flush=True)
     DBOS.destroy()
 
 

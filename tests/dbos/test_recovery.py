@@ -17,15 +17,23 @@ from tests.dbos.crash_app import ROUNDS, build_agent
 pytestmark = [pytest.mark.dbos, pytest.mark.slow]
 
 APP = Path(__file__).with_name("crash_app.py")
+ROOT = Path(__file__).parents[2]
 CALL = "crashy.toolset.agent.call/step"
 
 
 def start(
-    *args: str, crash: str | None = None, stdin: bool = False, executor: str = "local", parallel: int = 1
+    *args: str,
+    crash: str | None = None,
+    stdin: bool = False,
+    executor: str = "local",
+    parallel: int = 1,
+    agent: str = "crashy",
 ) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     env["EXECUTOR_ID"] = executor
     env["PARALLEL"] = str(parallel)
+    env["AGENT"] = agent
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     if crash:
         env[CRASH_ENV] = crash
     return subprocess.Popen(
@@ -149,3 +157,22 @@ async def test_a_restarted_script_with_the_same_run_id_attaches_to_the_crashed_r
     assert result["executed"] == []
     assert result["workflows"] == ["wf-same-run-id"]
     assert lines(work / "model_calls") == [f"model:{i}" for i in range(ROUNDS + 1)]
+
+
+async def test_the_data_analyst_example_killed_between_its_two_tools_resumes_with_what_the_first_stored(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from tests.parity import data_analyst
+
+    bare = (await data_analyst.analyst_agent.run(data_analyst.PROMPT, deps=data_analyst.AnalystAgentDeps())).output
+    args = (sqlite_url, "wf-analyst", str(tmp_path))
+    query = "parity_analyst.toolset.agent.call/run_duckdb"
+
+    # `load_dataset` stored the table in deps; the process dies as `run_duckdb`, which reads it, starts.
+    finish(start("run", *args, crash=f"{query}@1", agent="analyst"), expect=CRASH_EXIT_CODE)
+    result = finish(start("resume", *args, agent="analyst"))
+    assert result["output"] == bare
+    # The recorded outcome of `load_dataset` carried its deps change: it did not run again, and the query found it.
+    assert result["tools"] == ["run_duckdb", "display"]
+    model, display = "parity_analyst.model", "parity_analyst.toolset.agent.call/display"
+    assert result["executed"] == [query, model, display, model]

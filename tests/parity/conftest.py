@@ -1,8 +1,12 @@
 """One runner per engine for the parity tests: the same scenario agents, wrapped for local, DBOS, Temporal, Prefect.
 
-A runner takes a scenario name, a prompt and optionally a bad-input case, and returns the run's output, or
-raises [`RunFailed`][] with the error's type name (engines report a failed run differently: a Temporal workflow
-failure carries the type name of the error that failed it, the in-process engines raise the error itself).
+A runner takes a scenario name, a prompt and a mode, and returns what the agent answered, or raises
+[`RunFailed`][] with the error's type name (engines report a failed run differently: a Temporal workflow failure
+carries the type name of the error that failed it, the in-process engines raise the error itself).
+
+Mode `run` calls `run()` from outside the engine's containers; the other modes (`iter`, `run_stream`,
+`run_stream_events`) call that method from the engine's own container code: a Temporal workflow, a user's
+`@DBOS.workflow` or `@flow` (see `scenarios.in_container_code`).
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from __future__ import annotations
 import gc
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
@@ -25,9 +29,12 @@ from tests.conftest import PREFECT_WARNING_FILTERS
 
 from . import scenarios
 
-Runner = Callable[..., Awaitable[str]]
-"""`run(scenario, prompt, case=None)`: the scenario agent's output; `case` runs it with a bad input of
-`scenarios.BAD_INPUTS` instead of the prompt alone."""
+
+class Runner(Protocol):
+    """`run(scenario, prompt, mode="run")`: what `scenarios.in_container_code` returns for the scenario agent
+    (`mode` "bad:CASE" runs it with a bad input of `scenarios.BAD_INPUTS`, started where a user would start it)."""
+
+    def __call__(self, name: str, prompt: str, mode: str = "run") -> Awaitable[str]: ...
 
 
 class RunFailed(Exception):
@@ -49,13 +56,24 @@ ENGINES = [
 @pytest.fixture(params=ENGINES)
 def run(request: pytest.FixtureRequest) -> Runner:
     """Run a scenario on the engine of this parametrisation."""
+    return _runner(request)
+
+
+@pytest.fixture(params=ENGINES[1:])
+def run_in_container(request: pytest.FixtureRequest) -> Runner:
+    """Run a scenario on an engine that has containers of its own (not local: its container is `run()` itself)."""
+    return _runner(request)
+
+
+def _runner(request: pytest.FixtureRequest) -> Runner:
     scenarios.SEEN.clear()
     scenarios.CALLS.clear()
+    scenarios.data_analyst.TOOL_RUNS.clear()
     runner: Runner = request.getfixturevalue(f"{request.param}_runner")
     return runner
 
 
-async def _in_process(call: Awaitable[object]) -> str:
+async def _in_process(call: Awaitable[str]) -> str:
     try:
         return str(await call)
     except Exception as exc:
@@ -71,8 +89,8 @@ def local_runner() -> Runner:
         for name, agent in scenarios.AGENTS.items()
     }
 
-    async def run(name: str, prompt: str, case: str | None = None) -> str:
-        return await _in_process(_output(_start(agents[name], prompt, case)))
+    async def run(name: str, prompt: str, mode: str = "run") -> str:
+        return await _in_process(scenarios.in_container_code(agents[name], name, prompt, mode))
 
     return run
 
@@ -88,12 +106,19 @@ def dbos_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
         name: DBOSAgent(agent, event_stream_handler=scenarios.HANDLERS.get(name))
         for name, agent in scenarios.AGENTS.items()
     }
+
+    @DBOS.workflow(name="parity.container_code")
+    async def container_code(name: str, prompt: str, mode: str) -> str:
+        return await scenarios.in_container_code(agents[name], name, prompt, mode)
+
     url = f"sqlite:///{tmp_path_factory.mktemp('dbos') / 'parity.sqlite'}"
     DBOS(config={"name": "parity", "system_database_url": url, "application_version": "parity", "log_level": "WARNING"})
     DBOS.launch()
 
-    async def run(name: str, prompt: str, case: str | None = None) -> str:
-        return await _in_process(_output(_start(agents[name], prompt, case)))
+    async def run(name: str, prompt: str, mode: str = "run") -> str:
+        if mode == "run" or mode.startswith("bad:"):
+            return await _in_process(scenarios.in_container_code(agents[name], name, prompt, mode))
+        return await _in_process(container_code(name, prompt, mode))
 
     yield run
     DBOS.destroy(destroy_registry=True)
@@ -101,6 +126,8 @@ def dbos_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
 
 @pytest.fixture(scope="module")
 def prefect_runner(prefect_server: str) -> Iterator[Runner]:
+    from prefect import flow
+
     from durable_agents.prefect import PrefectAgent
 
     agents = {
@@ -108,8 +135,14 @@ def prefect_runner(prefect_server: str) -> Iterator[Runner]:
         for name, agent in scenarios.AGENTS.items()
     }
 
-    async def run(name: str, prompt: str, case: str | None = None) -> str:
-        return await _in_process(_output(_start(agents[name], prompt, case)))
+    @flow(name="parity-container-code")
+    async def container_code(name: str, prompt: str, mode: str) -> str:
+        return await scenarios.in_container_code(agents[name], name, prompt, mode)
+
+    async def run(name: str, prompt: str, mode: str = "run") -> str:
+        if mode == "run" or mode.startswith("bad:"):
+            return await _in_process(scenarios.in_container_code(agents[name], name, prompt, mode))
+        return await _in_process(container_code(name, prompt, mode))
 
     yield run
     gc.collect()
@@ -133,11 +166,11 @@ async def temporal_runner() -> AsyncIterator[Runner]:
             plugins=[DurableAgentsPlugin(*TEMPORAL_AGENTS.values())],
         ):
 
-            async def run(name: str, prompt: str, case: str | None = None) -> str:
+            async def run(name: str, prompt: str, mode: str = "run") -> str:
                 try:
                     return await client.execute_workflow(
                         ParityWorkflow.run,
-                        args=[name, prompt, case or ""],
+                        args=[name, prompt, mode],
                         id=f"parity-{uuid.uuid4().hex[:12]}",
                         task_queue=queue,
                         # A workflow task that fails is retried forever: bound the run so such a test fails.
@@ -150,15 +183,3 @@ async def temporal_runner() -> AsyncIterator[Runner]:
                     raise
 
             yield run
-
-
-def _start(agent: Any, prompt: str, case: str | None) -> Awaitable[Any]:
-    if case is None:
-        return agent.run(prompt)
-    user_prompt, kwargs = scenarios.bad_run_input(case, prompt)
-    return agent.run(user_prompt, **kwargs)
-
-
-async def _output(call: Awaitable[object]) -> object:
-    result = await call
-    return getattr(result, "output", result)

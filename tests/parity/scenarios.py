@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import threading
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import logfire
@@ -21,16 +22,20 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
+    PartDeltaEvent,
     TextPart,
     ToolCallPart,
     ToolReturnPart,
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.tools import DeferredToolRequests, ToolDefinition
+from pydantic_ai.toolsets import ExternalToolset, FunctionToolset
 from pydantic_ai.usage import UsageLimits
 
 from durable_agents.testing import tool_loop_model
+
+from . import data_analyst
 
 SEEN: list[list[ModelMessage]] = []
 """Every request's messages, as the scenario models received them (cleared by the tests)."""
@@ -128,6 +133,85 @@ async def _delegate(ctx: RunContext[None], i: int) -> str:
     CALLS["parity_limited.step"] += 1
     result = await inner.run("go", usage=ctx.usage, usage_limits=UsageLimits(request_limit=1))
     return result.output
+
+
+# ---------------------------------------------------------------- tools that change deps
+
+
+@dataclass
+class Gate:
+    unlocked: bool = False
+    keep: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+def _follow_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    names = sorted(t.name for t in info.function_tools)
+    returns = tool_returns(messages)
+    if not returns:
+        return ModelResponse(parts=[ToolCallPart("unlock", {}, tool_call_id="c1")])
+    if "secret" in names and len(returns) == 1:
+        return ModelResponse(parts=[ToolCallPart("secret", {}, tool_call_id="c2")])
+    return ModelResponse(parts=[TextPart(f"offered={names} results={returns}")])
+
+
+follow = Agent(FunctionModel(_follow_model), name="parity_follow", deps_type=Gate)
+
+
+@follow.tool
+def unlock(ctx: RunContext[Gate]) -> str:
+    CALLS["parity_follow.unlock"] += 1
+    ctx.deps.unlocked = True
+    return "unlocked"
+
+
+@follow.toolset(id="gated")
+def _gated(ctx: RunContext[Gate]) -> FunctionToolset[Gate] | None:
+    if not ctx.deps.unlocked:
+        return None
+    tools = FunctionToolset[Gate]()
+
+    @tools.tool_plain
+    def secret() -> str:
+        CALLS["parity_follow.secret"] += 1
+        return "the secret"
+
+    return tools
+
+
+keep_lock = Agent(tool_loop_model(1), name="parity_keep_lock", deps_type=Gate)
+
+
+@keep_lock.tool(name="step")
+def _keep_lock(ctx: RunContext[Gate], i: int) -> str:
+    CALLS["parity_keep_lock.step"] += 1
+    ctx.deps.keep["lock"] = threading.Lock()  # a change that cannot be carried back into the run
+    return "kept"
+
+
+# ---------------------------------------------------------------- a run-time toolset that executes nothing
+
+
+def _external_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[ToolCallPart("ask_user", {"question": "which?"}, tool_call_id="e1")])
+
+
+external = Agent(FunctionModel(_external_model), name="parity_external", output_type=[str, DeferredToolRequests])
+
+
+def _external_toolset() -> ExternalToolset[Any]:
+    schema = {"type": "object", "properties": {"question": {"type": "string"}}, "required": ["question"]}
+    return ExternalToolset([ToolDefinition(name="ask_user", parameters_json_schema=schema)])
+
+
+# ---------------------------------------------------------------- a model that streams
+
+stream = Agent(tool_loop_model(2), name="parity_stream")
+
+
+@stream.tool_plain(name="step")
+def _stream_step(i: int) -> str:
+    CALLS["parity_stream.step"] += 1
+    return f"r{i}"
 
 
 # ---------------------------------------------------------------- Logfire spans in code that runs in the container
@@ -240,6 +324,64 @@ HANDLERS: dict[str, Any] = {"parity_bad_handler": _raising_handler}
 
 
 AGENTS: dict[str, Agent[Any, Any]] = {
-    a.name: a for a in (redact, grow, unserializable, limited, traced, bad_input, bad_handler) if a.name
+    a.name: a
+    for a in (
+        redact,
+        grow,
+        unserializable,
+        limited,
+        traced,
+        follow,
+        keep_lock,
+        external,
+        stream,
+        data_analyst.analyst_agent,
+        bad_input,
+        bad_handler,
+    )
+    if a.name
 }
 """Every scenario agent, by name."""
+
+RUN_KWARGS: dict[str, Callable[[], dict[str, Any]]] = {
+    "parity_follow": lambda: {"deps": Gate()},
+    "parity_keep_lock": lambda: {"deps": Gate()},
+    "parity_external": lambda: {"toolsets": [_external_toolset()]},
+    "parity_analyst": lambda: {"deps": data_analyst.AnalystAgentDeps()},
+}
+"""The run arguments besides the prompt a scenario runs with, made anew for each run (on every engine)."""
+
+
+def run_kwargs(name: str) -> dict[str, Any]:
+    """The run arguments of scenario `name`, besides the prompt."""
+    factory = RUN_KWARGS.get(name)
+    return {} if factory is None else factory()
+
+
+# ---------------------------------------------------------------- container code that iterates or streams
+
+
+async def in_container_code(agent: Any, name: str, prompt: str, mode: str) -> str:
+    """What container code (a workflow, a flow) does with a scenario agent, as a string to compare.
+
+    `run`: the output. `iter`: the node types it went through, then the output. `run_stream`: the streamed
+    output. `run_stream_events`: the types of the events, without deltas (inside a container a response's parts
+    arrive whole), then the output.
+    """
+    kwargs = run_kwargs(name)
+    if mode.startswith("bad:"):
+        user_prompt, bad = bad_run_input(mode.removeprefix("bad:"), prompt)
+        return str((await agent.run(user_prompt, **kwargs, **bad)).output)
+    if mode == "iter":
+        async with agent.iter(prompt, **kwargs) as agent_run:
+            nodes = [type(node).__name__ async for node in agent_run]
+        return f"{nodes} -> {agent_run.result.output}"
+    if mode == "run_stream":
+        async with agent.run_stream(prompt, **kwargs) as stream:
+            return str(await stream.get_output())
+    if mode == "run_stream_events":
+        async with agent.run_stream_events(prompt, **kwargs) as events:
+            seen = [event async for event in events]
+        kinds = [type(event).__name__ for event in seen if not isinstance(event, PartDeltaEvent)]
+        return f"{kinds} -> {getattr(seen[-1], 'result').output}"
+    return str((await agent.run(prompt, **kwargs)).output)

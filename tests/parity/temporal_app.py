@@ -6,7 +6,7 @@ from temporalio import workflow
 
 from durable_agents.temporal import TemporalAgent
 
-from .scenarios import AGENTS, HANDLERS, bad_run_input
+from .scenarios import AGENTS, HANDLERS, in_container_code
 
 TEMPORAL_AGENTS = {
     name: TemporalAgent(agent, event_stream_handler=HANDLERS.get(name)) for name, agent in AGENTS.items()
@@ -16,9 +16,5 @@ TEMPORAL_AGENTS = {
 @workflow.defn
 class ParityWorkflow:
     @workflow.run
-    async def run(self, name: str, prompt: str, case: str = "") -> str:
-        if case:
-            # Built in the workflow: a value that cannot cross the boundary could not be a workflow argument.
-            user_prompt, kwargs = bad_run_input(case, prompt)
-            return str((await TEMPORAL_AGENTS[name].run(user_prompt, **kwargs)).output)
-        return str((await TEMPORAL_AGENTS[name].run(prompt)).output)
+    async def run(self, name: str, prompt: str, mode: str = "run") -> str:
+        return await in_container_code(TEMPORAL_AGENTS[name], name, prompt, mode)

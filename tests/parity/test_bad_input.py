@@ -20,7 +20,7 @@ async def test_a_prompt_or_history_that_cannot_cross_the_boundary_is_refused_bef
     started = time.monotonic()
     with pytest.raises(RunFailed) as info:
         # The guard only turns a hang (Temporal retried the workflow task forever) into a failure.
-        await asyncio.wait_for(run("parity_bad_input", "go", case), timeout=30)
+        await asyncio.wait_for(run("parity_bad_input", "go", f"bad:{case}"), timeout=30)
     elapsed = time.monotonic() - started
 
     assert info.value.error_type == "InvalidRunInputError"

@@ -44,8 +44,6 @@ async def _failure(client: Client, task_queue: str, kind: str) -> tuple[Applicat
     [
         ("unregistered_model", "UnregisteredModelError", "models={'name': model}"),
         ("unserializable_deps", "UnserializableDepsError", "deps_type"),
-        ("run_stream", "ContainerUsageError", "Fix: use `run()`"),
-        ("iter", "ContainerUsageError", "`iter` cannot be used inside a container"),
         ("run_handler", "UnsupportedCapabilityError", "event_stream_handler="),
         ("prompt_surrogate", "InvalidRunInputError", "The prompt of a run of agent 'loop' cannot be serialized"),
         ("history_strings", "InvalidRunInputError", "message_history[0] of a run of agent 'loop' is a str"),

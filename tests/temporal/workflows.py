@@ -227,12 +227,6 @@ class MisuseWorkflow:
             return (await deps_agent.run("go", deps=Deps(handle=object()))).output
         if kind == "big_result":
             return (await big_agent.run("go")).output
-        if kind == "run_stream":
-            async with loop_agent.run_stream("go") as stream:
-                return await stream.get_output()
-        if kind == "iter":
-            async with loop_agent.iter("go") as run:
-                return str(run)
         if kind == "run_handler":
             return (await loop_agent.run("go", event_stream_handler=record_events)).output
         if kind == "prompt_surrogate":
