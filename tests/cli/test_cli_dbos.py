@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from dbos import DBOS
 from pydantic_ai import Agent
 
 from durable_agents._units import UnitKind, parse_unit_label
 from durable_agents.dbos import DBOSAgent
 from durable_agents.exceptions import ConfigurationError, RunFinishedError
-from durable_agents.testing import tool_loop_model
+from durable_agents.testing import CallCounter, tool_loop_model
 from tests.dbos.conftest import launch_sqlite, sqlite_url  # noqa: F401  # fixtures
 
 from ._support import cli
@@ -90,3 +92,42 @@ def test_unit_labels_read_back() -> None:
         "tool",
     )
     assert parse_unit_label("geo.run") is None and parse_unit_label("DBOS.sleep") is None
+
+
+async def test_a_cancelled_run_is_resumed_from_its_last_step(
+    launch_sqlite: Callable[[], None],  # noqa: F811
+    sqlite_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    gate = asyncio.Event()
+    calls: list[int] = []
+    requests = CallCounter(tmp_path / "requests")
+    agent = Agent(tool_loop_model(1, counter=requests), name="paused")
+
+    @agent.tool_plain
+    async def step(i: int) -> str:
+        calls.append(i)
+        await gate.wait()
+        return f"r{i}"
+
+    paused = DBOSAgent(agent)
+    launch_sqlite()
+    run = asyncio.create_task(paused.run("go", run_id="cli-cancelled"))
+    while not calls:
+        await asyncio.sleep(0.05)
+    await DBOS.cancel_workflow_async("cli-cancelled")
+    gate.set()
+    with pytest.raises(Exception, match="cancelled"):
+        await run
+    [row], _ = await cli("runs", "list", "--engine", "dbos", "--db", sqlite_url)
+    assert row.status == "CANCELLED"
+
+    message, _ = await cli("runs", "resume", "cli-cancelled", "--engine", "dbos", "--db", sqlite_url)
+    assert message.startswith("Workflow cli-cancelled was CANCELLED and is enqueued again")
+    handle = await DBOS.retrieve_workflow_async("cli-cancelled")
+    result = await asyncio.wait_for(handle.get_result(), timeout=30)  # acceptance bound: resumed within 30 s
+    assert result.output == "done: r0"
+    # The first model step completed before the cancel and is not run again; the tool step it interrupted is.
+    assert len(requests.calls) == 2 and calls == [0, 0]
+    [row], _ = await cli("runs", "list", "--engine", "dbos", "--db", sqlite_url)
+    assert row.status == "SUCCESS"
