@@ -9,10 +9,13 @@ from typing import Annotated, Literal
 
 from cyclopts import App, Parameter
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .. import __version__
-from ..exceptions import DurableAgentsError
+from .._engine import get_engine
+from ..exceptions import DurableAgentsError, EngineNotAvailableError
 from ._runs import Backend, RunDetail, RunRow
 
 __all__ = ["app", "main"]
@@ -48,7 +51,13 @@ class EngineOptions:
     one of PREFECT_API_URL."""
 
     def backend(self) -> Backend:
-        """The engine module that reads this engine."""
+        """The engine module that reads this engine; `EngineNotAvailableError` when its extra is not installed."""
+        info = get_engine(self.engine)
+        if not info.installed:
+            raise EngineNotAvailableError(
+                f"Reading {self.engine} runs needs the {self.engine} client in this environment. "
+                f"Fix: {info.install_hint}."
+            )
         if self.engine == "dbos":
             from ._dbos import DBOSBackend, system_database_url
 
@@ -133,7 +142,7 @@ async def resume_run(run: str, /, *, options: EngineOptions, force: bool = False
     backend = options.backend()
     with console.status(f"Resuming run {run} on {backend.engine}..."):
         message = await backend.resume_run(run, force=force)
-    console.print(message)
+    console.print(message, markup=False, highlight=False)
     return message
 
 
@@ -142,7 +151,7 @@ def main() -> None:
     try:
         app(result_action="return_none")
     except DurableAgentsError as exc:
-        Console(stderr=True).print(f"[red]{type(exc).__name__}[/red]: {exc.message}", highlight=False)
+        Console(stderr=True).print(f"[red]{type(exc).__name__}[/red]: {escape(exc.message)}", highlight=False)
         sys.exit(1)
 
 
@@ -167,7 +176,7 @@ def _runs_table(rows: list[RunRow], engine: str) -> Table:
         table.add_column(column, no_wrap=column != "agent", justify="right" if column == "duration" else "left")
     for row in rows:
         start = row.start.strftime("%Y-%m-%d %H:%M:%S") if row.start else "-"
-        table.add_row(row.run_id, row.agent, row.status, start, _seconds(row.duration))
+        table.add_row(*_cells(row.run_id, row.agent, row.status, start, _seconds(row.duration)))
     if not rows:
         table.caption = "no runs of durable agents found"
     return table
@@ -178,12 +187,15 @@ def _run_table(detail: RunDetail, engine: str) -> Table:
     table.add_column("", style="bold")
     table.add_column("")
     run = detail.run
-    table.add_row("agent", run.agent or "-")
-    table.add_row("status", run.status)
-    table.add_row("start (UTC)", run.start.isoformat(sep=" ", timespec="seconds") if run.start else "-")
-    table.add_row("duration", _seconds(run.duration))
-    for key, value in detail.facts.items():
-        table.add_row(key, value)
+    facts = {
+        "agent": run.agent or "-",
+        "status": run.status,
+        "start (UTC)": run.start.isoformat(sep=" ", timespec="seconds") if run.start else "-",
+        "duration": _seconds(run.duration),
+        **detail.facts,
+    }
+    for key, value in facts.items():
+        table.add_row(*_cells(key, value))
     return table
 
 
@@ -191,16 +203,30 @@ def _units_table(detail: RunDetail) -> Table:
     table = Table(title=f"Units ({len(detail.units)})", title_justify="left")
     for column in ("#", "unit", "kind", "status", "attempts", "duration", "input", "output"):
         numeric = column in ("#", "attempts", "duration", "input", "output")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=column == "unit")
+        # The unit's name folds on a narrow terminal; numbers and statuses stay whole.
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=column != "unit",
+            overflow="fold",
+            min_width=12 if column == "unit" else None,
+        )
     for number, unit in enumerate(detail.units, 1):
         table.add_row(
-            str(number),
-            unit.name,
-            unit.kind,
-            unit.status,
-            "-" if unit.attempts is None else str(unit.attempts),
-            _seconds(unit.duration),
-            _bytes(unit.input_bytes),
-            _bytes(unit.output_bytes),
+            *_cells(
+                str(number),
+                unit.name,
+                unit.kind,
+                unit.status,
+                "-" if unit.attempts is None else str(unit.attempts),
+                _seconds(unit.duration),
+                _bytes(unit.input_bytes),
+                _bytes(unit.output_bytes),
+            )
         )
     return table
+
+
+def _cells(*values: str) -> list[Text]:
+    # Names and statuses are data, not rich markup: `[dbos]` or a tool named `a[b]` print as they are.
+    return [Text(v) for v in values]
