@@ -3,18 +3,55 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 
 import pytest
+from pydantic_ai import Agent
+from temporalio import workflow
 from temporalio.client import Client
+from temporalio.common import RetryPolicy
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from durable_agents.exceptions import ConfigurationError, UnsupportedCapabilityError
+from durable_agents.temporal import ActivityConfig, DurableAgentsPlugin, TemporalAgent
+from durable_agents.testing import tool_loop_model
 from tests.temporal import workflows as w
 from tests.temporal.conftest import client, new_id, task_queue, temporal_env  # noqa: F401  # fixtures
 
 from ._support import cli
 
 pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
+
+FLAKY: list[int] = []
+
+
+def _local_agent() -> TemporalAgent[None, str]:
+    agent = Agent(tool_loop_model(2), name="clilocal")
+
+    @agent.tool_plain
+    async def step(i: int) -> str:
+        FLAKY.append(i)
+        if FLAKY.count(0) == 1:
+            raise RuntimeError("flaky once")
+        return f"r{i}"
+
+    return TemporalAgent(
+        agent,
+        local_activity_tools=["step"],
+        activity_config=ActivityConfig(retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10))),
+    )
+
+
+local_agent = _local_agent()
+
+
+@workflow.defn(sandboxed=False)  # defined in a test module, which the sandbox should not re-import
+class CliLocalWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await local_agent.run("go")).output
 
 
 async def test_workflows_that_ran_an_agent_are_listed_and_shown_with_their_activities(
@@ -48,3 +85,26 @@ async def test_workflows_that_ran_an_agent_are_listed_and_shown_with_their_activ
         await cli("runs", "resume", workflow_id, "--engine", "temporal", "--address", address)
     with pytest.raises(ConfigurationError, match=r"has no workflow 'nope'"):
         await cli("runs", "show", "nope", "--engine", "temporal", "--address", address)
+
+
+async def test_local_activities_are_shown_with_their_attempts(
+    client: Client,  # noqa: F811
+    temporal_env: WorkflowEnvironment,  # noqa: F811
+) -> None:
+    address = temporal_env.client.service_client.config.target_host
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    workflow_id = new_id()
+    async with Worker(
+        client, task_queue=queue, workflows=[CliLocalWorkflow], plugins=[DurableAgentsPlugin(local_agent)]
+    ):
+        assert await client.execute_workflow(CliLocalWorkflow.run, id=workflow_id, task_queue=queue) == "done: r0, r1"
+
+    detail, _ = await cli("runs", "show", workflow_id, "--engine", "temporal", "--address", address)
+    assert [(u.name, u.status, u.attempts) for u in detail.units] == [
+        ("clilocal.model", "COMPLETED", 1),
+        ("clilocal.toolset.agent.call", "COMPLETED (local)", 2),
+        ("clilocal.model", "COMPLETED", 1),
+        ("clilocal.toolset.agent.call", "COMPLETED (local)", 1),
+        ("clilocal.model", "COMPLETED", 1),
+    ]
+    assert all(u.output_bytes and u.duration is not None for u in detail.units)
