@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.states import Running
 
-from durable_agents.exceptions import ConfigurationError, RunFinishedError
+from durable_agents._run_args import encode_run_args
+from durable_agents.exceptions import ConfigurationError, RunFinishedError, RunStillActiveError
 from tests.conftest import PREFECT_WARNING_FILTERS
 
 from ._support import cli
@@ -51,3 +54,23 @@ async def test_flow_runs_of_agents_are_listed_and_shown_with_their_task_runs() -
         await cli("runs", "resume", run_id, "--engine", "prefect")
     with pytest.raises(ConfigurationError, match=r"has no flow run 'nope'"):
         await cli("runs", "show", "nope", "--engine", "prefect")
+
+
+async def test_a_dead_run_is_resumed_with_the_agent_of_app() -> None:
+    async with get_client() as client:
+        # What a killed process leaves behind: a RUNNING flow run started by `run()`, which no process runs.
+        frame, rest = encode_run_args(agent.deps_codec, "go", {})
+        assert rest == {}
+        flow_run = await client.create_flow_run(agent.flow, parameters={"run_args": frame}, state=Running())
+    run_id = str(flow_run.id)
+    rows, _ = await cli("runs", "list", "--engine", "prefect", "--agent", agent.name)
+    assert (run_id, "Running") in [(r.run_id, r.status) for r in rows]
+
+    with pytest.raises(RunStillActiveError, match="it is RUNNING"):
+        await cli("runs", "resume", run_id, "--engine", "prefect", "--app", "tests.cli.prefect_app:agent")
+    message, _ = await cli(
+        "runs", "resume", run_id, "--engine", "prefect", "--app", "tests.cli.prefect_app:agent", "--force"
+    )
+    assert message == f"Flow run {run_id} of agent {agent.name!r} resumed and finished: 'done: r0, r1'"
+    detail, _ = await cli("runs", "show", run_id, "--engine", "prefect")
+    assert detail.run.status == "Completed" and len(detail.units) == 5
