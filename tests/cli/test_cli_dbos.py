@@ -15,7 +15,7 @@ from durable_agents._units import UnitKind, parse_unit_label
 from durable_agents.dbos import DBOSAgent
 from durable_agents.exceptions import ConfigurationError, RunFinishedError
 from durable_agents.testing import CallCounter, tool_loop_model
-from tests.dbos.conftest import launch_sqlite, sqlite_url  # noqa: F401  # fixtures
+from tests.dbos.conftest import db_url, launch, launch_sqlite, pg_url, sqlite_url  # noqa: F401  # fixtures
 
 from ._support import cli
 
@@ -33,14 +33,14 @@ def _agent(name: str) -> DBOSAgent[None, str]:
 
 
 async def test_runs_are_listed_and_shown_with_their_steps(
-    launch_sqlite: Callable[[], None],  # noqa: F811
-    sqlite_url: str,  # noqa: F811
+    launch: Callable[[], None],  # noqa: F811
+    db_url: str,  # noqa: F811
 ) -> None:
     geo, other = _agent("geo"), _agent("other")
-    launch_sqlite()
+    launch()
     await geo.run("go", run_id="cli-geo-1")
     await other.run("go", run_id="cli-other-1")
-    db = sqlite_url.removeprefix("sqlite:///")
+    db = db_url.removeprefix("sqlite:///")  # a SQLite file is named by its path, PostgreSQL by its URL
 
     rows, out = await cli("runs", "list", "--engine", "dbos", "--db", db)
     assert [(r.run_id, r.agent, r.status) for r in rows] == [
@@ -50,7 +50,7 @@ async def test_runs_are_listed_and_shown_with_their_steps(
     assert "cli-geo-1" in out and "geo" in out and "SUCCESS" in out
     assert all(r.duration is not None and r.duration >= 0 for r in rows)
 
-    rows, _ = await cli("runs", "list", "--engine", "dbos", "--db", sqlite_url, "--agent", "geo")
+    rows, _ = await cli("runs", "list", "--engine", "dbos", "--db", db_url, "--agent", "geo")
     assert [r.run_id for r in rows] == ["cli-geo-1"]
 
     detail, out = await cli("runs", "show", "cli-geo-1", "--engine", "dbos", "--db", db)
