@@ -15,7 +15,7 @@ import durable_agents
 ROOT = Path(__file__).parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 NAME = PYPROJECT["project"]["name"]
-# Names on PyPI that belong to other projects (checked with `pip index versions` when the name was chosen).
+# Names on PyPI that belong to other projects (issue 14); `pip index versions durable-pydantic-agents` found nothing.
 TAKEN = {"durable-agents", "pydantic-ai-durable"}
 
 
