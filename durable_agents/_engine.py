@@ -82,7 +82,7 @@ class EngineInfo:
     installed: bool
     """Whether its optional dependencies are importable."""
     install_hint: str
-    """How to install it, e.g. `pip install 'durable-agents[dbos]'`."""
+    """How to install it, e.g. `pip install 'durable-pydantic-agents[dbos]'`."""
     factory: Factory | None = None
     """The wrapper class (or any callable `factory(agent, **options)`); `None` until first use for built-ins."""
     factory_path: str | None = None
@@ -131,18 +131,18 @@ PREFECT_CAPABILITIES = EngineCapabilities(
 )
 
 _BUILTINS: dict[str, tuple[str, str | None, str, EngineCapabilities]] = {
-    "local": ("durable_agents.local:LocalAgent", None, "included with durable-agents", LOCAL_CAPABILITIES),
-    "dbos": ("durable_agents.dbos:DBOSAgent", "dbos", "pip install 'durable-agents[dbos]'", DBOS_CAPABILITIES),
+    "local": ("durable_agents.local:LocalAgent", None, "included with durable-pydantic-agents", LOCAL_CAPABILITIES),
+    "dbos": ("durable_agents.dbos:DBOSAgent", "dbos", "pip install 'durable-pydantic-agents[dbos]'", DBOS_CAPABILITIES),
     "temporal": (
         "durable_agents.temporal:TemporalAgent",
         "temporalio",
-        "pip install 'durable-agents[temporal]'",
+        "pip install 'durable-pydantic-agents[temporal]'",
         TEMPORAL_CAPABILITIES,
     ),
     "prefect": (
         "durable_agents.prefect:PrefectAgent",
         "prefect",
-        "pip install 'durable-agents[prefect]'",
+        "pip install 'durable-pydantic-agents[prefect]'",
         PREFECT_CAPABILITIES,
     ),
 }

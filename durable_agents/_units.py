@@ -22,11 +22,12 @@ A per-call *label* adds the tool name (`<agent>.toolset.<id>.call/<tool>`) for l
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Unit", "UnitBody", "UnitKind", "unit_name"]
+__all__ = ["Unit", "UnitBody", "UnitKind", "UnitLabel", "parse_unit_label", "unit_name"]
 
 
 class UnitKind(enum.StrEnum):
@@ -59,6 +60,43 @@ def unit_name(agent_name: str, kind: UnitKind, toolset_id: str | None = None) ->
             raise ValueError("tool and listing units need a toolset id")
         return f"{agent_name}.toolset.{toolset_id}.{kind.value}"
     return f"{agent_name}.{kind.value}"
+
+
+@dataclass(frozen=True)
+class UnitLabel:
+    """A unit name or per-call label read back from an engine's record (see `parse_unit_label`)."""
+
+    agent: str
+    """The agent the unit belongs to."""
+    kind: UnitKind
+    """What the unit does."""
+    toolset_id: str | None = None
+    """For tool and listing units: the toolset."""
+    detail: str | None = None
+    """What the label adds after `/`: the tool name of a tool call, `history` for a model unit's history piece."""
+
+
+_TOOLSET_UNIT = re.compile(r"^(?P<agent>.+?)\.toolset\.(?P<toolset>.+)\.(?P<kind>call|list)$")
+
+
+def parse_unit_label(label: str) -> UnitLabel | None:
+    """Read a unit name or label back (`<agent>.model`, `<agent>.toolset.<id>.call/<tool>`, ...).
+
+    The inverse of [`unit_name`][durable_agents._units.unit_name], for tools that read an engine's record of a run
+    (the operations CLI). `None` for a name that is not one of ours (a user's own activity, step or task).
+
+    Args:
+        label: An activity type, step name or task run name.
+    """
+    name, _, detail = label.partition("/")
+    if match := _TOOLSET_UNIT.match(name):
+        kind = UnitKind.TOOL if match["kind"] == "call" else UnitKind.LIST
+        return UnitLabel(match["agent"], kind, match["toolset"], detail or None)
+    for kind in (UnitKind.MODEL, UnitKind.EVENTS):
+        agent = name.removesuffix(f".{kind.value}")
+        if agent and agent != name:
+            return UnitLabel(agent, kind, None, detail or None)
+    return None
 
 
 @dataclass(frozen=True)

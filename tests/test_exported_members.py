@@ -10,6 +10,7 @@ import pytest
 PACKAGES = [
     "durable_agents",
     "durable_agents.dbos",
+    "durable_agents.cli",
     "durable_agents.exceptions",
     "durable_agents.local",
     "durable_agents.prefect",

@@ -18,7 +18,9 @@ result = await dbos_agent.run("What is the capital of Mexico?", run_id="question
 import importlib.util
 
 if importlib.util.find_spec("dbos") is None:  # pragma: no cover
-    raise ImportError("durable_agents.dbos needs the DBOS engine. Install it with: pip install 'durable-agents[dbos]'")
+    raise ImportError(
+        "durable_agents.dbos needs the DBOS engine. Install it with: pip install 'durable-pydantic-agents[dbos]'"
+    )
 
 from ._agent import DBOSAgent
 from ._config import StepConfig

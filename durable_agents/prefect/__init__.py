@@ -12,7 +12,7 @@ try:
     import prefect as _prefect  # noqa: F401  # pyright: ignore[reportUnusedImport]
 except ImportError as _e:  # pragma: no cover
     raise ImportError(
-        "durable_agents.prefect needs Prefect. Install it with: pip install 'durable-agents[prefect]'"
+        "durable_agents.prefect needs Prefect. Install it with: pip install 'durable-pydantic-agents[prefect]'"
     ) from _e
 
 from ._agent import PrefectAgent

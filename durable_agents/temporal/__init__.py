@@ -23,7 +23,8 @@ try:
     import temporalio  # noqa: F401  # pyright: ignore[reportUnusedImport]
 except ImportError as e:  # pragma: no cover
     raise ImportError(
-        "durable_agents.temporal needs the Temporal SDK. Install it with: pip install 'durable-agents[temporal]'"
+        "durable_agents.temporal needs the Temporal SDK. "
+        "Install it with: pip install 'durable-pydantic-agents[temporal]'"
     ) from e
 
 from temporalio.workflow import ActivityConfig

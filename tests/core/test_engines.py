@@ -29,7 +29,7 @@ def test_four_builtin_engines_are_listed() -> None:
     assert {"local", "dbos", "temporal", "prefect"} <= set(engines)
     assert engines["local"].installed
     for name in ("dbos", "temporal", "prefect"):
-        assert f"durable-agents[{name}]" in engines[name].install_hint
+        assert f"durable-pydantic-agents[{name}]" in engines[name].install_hint
     assert engines["dbos"].capabilities.durable and not engines["local"].capabilities.durable
 
 
@@ -40,7 +40,7 @@ def test_engine_not_installed_says_how_to_install(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "dbos" else real(name, *a))
     info = get_engine("dbos")
     assert not info.installed
-    with pytest.raises(EngineNotAvailableError, match=r"pip install 'durable-agents\[dbos\]'"):
+    with pytest.raises(EngineNotAvailableError, match=r"pip install 'durable-pydantic-agents\[dbos\]'"):
         durable(make_agent(), engine="dbos")
 
 

@@ -1,0 +1,232 @@
+"""The `durable-agents` command: `runs list`, `runs show RUN` and `runs resume RUN` on DBOS, Temporal and Prefect."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from cyclopts import App, Parameter
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from .. import __version__
+from .._engine import get_engine
+from ..exceptions import DurableAgentsError, EngineNotAvailableError
+from ._runs import Backend, RunDetail, RunRow
+
+__all__ = ["app", "main"]
+
+Engine = Literal["dbos", "temporal", "prefect"]
+Format = Literal["table", "json"]
+
+app = App(
+    name="durable-agents",
+    help="Operate the runs of durable pydantic-ai agents on DBOS, Temporal and Prefect.",
+    version=__version__,
+)
+runs = App(name="runs", help="List, show and resume the runs of durable agents.")
+app.command(runs)
+
+
+@Parameter(name="*")
+@dataclass
+class EngineOptions:
+    """Where the runs are: the engine, and how to reach it."""
+
+    engine: Annotated[Engine, Parameter(name=["--engine", "-e"], env_var="DURABLE_AGENTS_ENGINE")]
+    """The engine the agents run on."""
+    db: Annotated[str | None, Parameter(env_var="DBOS_SYSTEM_DATABASE_URL")] = None
+    """DBOS: the system database, a SQLite file path or a `sqlite:///` / `postgresql://` URL (default: the one
+    `*.sqlite` file of the working directory)."""
+    address: Annotated[str, Parameter(env_var="TEMPORAL_ADDRESS")] = "localhost:7233"
+    """Temporal: the frontend address of the server."""
+    namespace: Annotated[str, Parameter(env_var="TEMPORAL_NAMESPACE")] = "default"
+    """Temporal: the namespace."""
+    app: str | None = None
+    """Prefect, `resume` only: the PrefectAgent that runs the flow, as `module:variable`. Prefect's server is the
+    one of PREFECT_API_URL."""
+
+    def backend(self) -> Backend:
+        """The engine module that reads this engine; `EngineNotAvailableError` when its extra is not installed."""
+        info = get_engine(self.engine)
+        if not info.installed:
+            raise EngineNotAvailableError(
+                f"Reading {self.engine} runs needs the {self.engine} client in this environment. "
+                f"Fix: {info.install_hint}."
+            )
+        if self.engine == "dbos":
+            from ._dbos import DBOSBackend, system_database_url
+
+            return DBOSBackend(system_database_url(self.db))
+        if self.engine == "temporal":
+            from ._temporal import TemporalBackend
+
+            return TemporalBackend(self.address, self.namespace)
+        from ._prefect import PrefectBackend
+
+        return PrefectBackend(self.app)
+
+
+@runs.command(name="list")
+async def list_runs(
+    *,
+    options: EngineOptions,
+    agent: str | None = None,
+    limit: int = 20,
+    format: Format = "table",
+) -> list[RunRow]:
+    """List the most recent runs of durable agents, newest first.
+
+    Args:
+        options: Engine and connection.
+        agent: Only the runs of this agent (its `name`).
+        limit: At most this many runs.
+        format: `table` for people, `json` for scripts.
+    """
+    console = app.console
+    backend = options.backend()
+    with console.status(f"Reading runs from {backend.engine}..."):
+        rows = await backend.list_runs(limit, agent)
+    if format == "json":
+        console.print_json(json.dumps([r.as_json() for r in rows]))
+    else:
+        console.print(_runs_table(rows, backend.engine))
+    return rows
+
+
+@runs.command(name="show")
+async def show_run(
+    run: str,
+    /,
+    *,
+    options: EngineOptions,
+    format: Format = "table",
+) -> RunDetail:
+    """Show one run and its units: status, attempts, durations, input and output sizes.
+
+    Args:
+        run: The run's id: DBOS workflow id, Temporal workflow id, Prefect flow run id.
+        options: Engine and connection.
+        format: `table` for people, `json` for scripts.
+    """
+    console = app.console
+    backend = options.backend()
+    with console.status(f"Reading run {run} from {backend.engine}..."):
+        detail = await backend.show_run(run)
+    if format == "json":
+        console.print_json(json.dumps(detail.as_json()))
+    else:
+        console.print(_run_table(detail, backend.engine))
+        console.print(_units_table(detail))
+    return detail
+
+
+@runs.command(name="resume")
+async def resume_run(run: str, /, *, options: EngineOptions, force: bool = False) -> str:
+    """Resume a run that its engine does not resume by itself.
+
+    DBOS: a cancelled run, or one out of recovery attempts. Prefect: a crashed, failed or stale run.
+    Temporal continues every run on its own.
+
+    Args:
+        run: The run's id: DBOS workflow id, Prefect flow run id.
+        options: Engine and connection (Prefect also needs `--app`).
+        force: DBOS: enqueue a PENDING run too; Prefect: resume a RUNNING run without waiting for its heartbeat
+            to go stale. Only when you know its process is gone.
+    """
+    console = app.console
+    backend = options.backend()
+    with console.status(f"Resuming run {run} on {backend.engine}..."):
+        message = await backend.resume_run(run, force=force)
+    console.print(message, markup=False, highlight=False)
+    return message
+
+
+def main() -> None:
+    """Entry point of the `durable-agents` console script: a durable_agents error is printed, exit status 1."""
+    try:
+        app(result_action="return_none")
+    except DurableAgentsError as exc:
+        Console(stderr=True).print(f"[red]{type(exc).__name__}[/red]: {escape(exc.message)}", highlight=False)
+        sys.exit(1)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.2f}s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value} B" if value < 1024 else f"{value / 1024:.1f} KiB"
+
+
+def _runs_table(rows: list[RunRow], engine: str) -> Table:
+    table = Table(title=f"Runs of durable agents on {engine}", title_justify="left")
+    for column in ("run", "agent", "status", "start (UTC)", "duration"):
+        table.add_column(column, no_wrap=column != "agent", justify="right" if column == "duration" else "left")
+    for row in rows:
+        start = row.start.strftime("%Y-%m-%d %H:%M:%S") if row.start else "-"
+        table.add_row(*_cells(row.run_id, row.agent, row.status, start, _seconds(row.duration)))
+    if not rows:
+        table.caption = "no runs of durable agents found"
+    return table
+
+
+def _run_table(detail: RunDetail, engine: str) -> Table:
+    table = Table(title=f"Run {detail.run.run_id} on {engine}", title_justify="left", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    run = detail.run
+    facts = {
+        "agent": run.agent or "-",
+        "status": run.status,
+        "start (UTC)": run.start.isoformat(sep=" ", timespec="seconds") if run.start else "-",
+        "duration": _seconds(run.duration),
+        **detail.facts,
+    }
+    for key, value in facts.items():
+        table.add_row(*_cells(key, value))
+    return table
+
+
+def _units_table(detail: RunDetail) -> Table:
+    table = Table(title=f"Units ({len(detail.units)})", title_justify="left")
+    for column in ("#", "unit", "kind", "status", "attempts", "duration", "input", "output"):
+        numeric = column in ("#", "attempts", "duration", "input", "output")
+        # The unit's name folds on a narrow terminal; numbers and statuses stay whole.
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=column != "unit",
+            overflow="fold",
+            min_width=12 if column == "unit" else None,
+        )
+    for number, unit in enumerate(detail.units, 1):
+        table.add_row(
+            *_cells(
+                str(number),
+                unit.name,
+                unit.kind,
+                unit.status,
+                "-" if unit.attempts is None else str(unit.attempts),
+                _seconds(unit.duration),
+                _bytes(unit.input_bytes),
+                _bytes(unit.output_bytes),
+            )
+        )
+    return table
+
+
+def _cells(*values: str) -> list[Text]:
+    # Names and statuses are data, not rich markup: `[dbos]` or a tool named `a[b]` print as they are.
+    return [Text(v) for v in values]

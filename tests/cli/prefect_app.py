@@ -1,0 +1,18 @@
+"""A module-level PrefectAgent, as an application defines it, for `runs resume --app tests.cli.prefect_app:agent`."""
+
+from __future__ import annotations
+
+from pydantic_ai import Agent
+
+from durable_agents.prefect import PrefectAgent
+from durable_agents.testing import tool_loop_model
+
+_agent = Agent(tool_loop_model(2), name="cli_prefect_geo")
+
+
+@_agent.tool_plain
+async def step(i: int) -> str:
+    return f"r{i}"
+
+
+agent = PrefectAgent(_agent)
