@@ -117,6 +117,18 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     """What the engine can do."""
     max_payload_bytes: int | None = None
     """The largest unit input or output the engine accepts, if it has a limit."""
+    STAGED_HISTORY_PIECES: ClassVar[int] = 4
+    """How many unit inputs' worth of `message_history` a run may start with (it is sent ahead in pieces)."""
+
+    @property
+    def max_history_bytes(self) -> int | None:
+        """The largest `message_history` (encoded) a run may start with; `None`: no limit.
+
+        A longer history is sent ahead of the first model request in pieces that each fit `max_payload_bytes`, up
+        to `STAGED_HISTORY_PIECES` of them; beyond that a run is refused before it starts, with the fix.
+        """
+        return None if self.max_payload_bytes is None else self.STAGED_HISTORY_PIECES * self.max_payload_bytes
+
     containers_see_caller_context: ClassVar[bool] = True
     """Whether a container runs in the context of the code that started it, and so sees its `override(model=...)`.
 
@@ -541,7 +553,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         kwargs.pop("infer_name", None)
         run_toolsets = self.check_run_toolsets(kwargs.pop("toolsets", None))
-        check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), self.max_payload_bytes)
+        check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), self.max_history_bytes)
         model_id, model = self._resolve_run_model(kwargs.pop("model", None))
         deps_json = pydantic_core.from_json(self.deps_codec.check(kwargs.get("deps")))
         if isinstance(kwargs.get("metadata"), Mapping):

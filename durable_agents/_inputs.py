@@ -9,9 +9,11 @@ called outside a container (before DBOS or Prefect records a run) and again when
 
 Both are encoded as the model unit will encode them, with pydantic's serializer warnings raised as errors, so
 that a lone surrogate in a string, a plain string where a message belongs, a part object pydantic-ai does not
-know or an item without a JSON form is refused. The history crosses into the first model unit, so it must also
-fit one unit input: a cheap lower bound on its size is checked before it is encoded at all (encoding a history of
-tens of thousands of messages takes longer than Temporal lets a workflow task run).
+know or an item without a JSON form is refused. The history crosses into the first model unit (in pieces, if it
+is over the payload limit), so it must also fit the engine's bound
+([`max_history_bytes`][durable_agents.DurableAgent.max_history_bytes]): a cheap lower bound on its size is
+checked before it is encoded at all (encoding a history of tens of thousands of messages takes longer than
+Temporal lets a workflow task run).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def check_run_inputs(agent: str, user_prompt: Any, message_history: Any, limit: 
         agent: The agent's name, for the error message.
         user_prompt: The run's prompt.
         message_history: The run's `message_history`, if any.
-        limit: The engine's payload limit, which the encoded history must fit.
+        limit: The largest encoded history the engine takes (`DurableAgent.max_history_bytes`).
 
     Raises:
         InvalidRunInputError: The prompt or the history is not pydantic-ai data, or holds text that is not valid

@@ -170,6 +170,15 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         """The activities of this agent, for `Worker(activities=...)` when not using the plugin."""
         return list(self._activities)
 
+    @property
+    def max_history_bytes(self) -> int | None:
+        """A run starts with at most one activity input's worth of `message_history` on Temporal.
+
+        The history is encoded in the workflow before the first model activity, in one workflow task: a few MB
+        take longer than the 2 s Temporal's deadlock detector allows (which would retry the task forever).
+        """
+        return self.max_payload_bytes
+
     def in_container(self) -> bool:
         return workflow.in_workflow()
 

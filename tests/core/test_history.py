@@ -6,11 +6,13 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage
+from pydantic_ai.messages import ModelMessage, ToolReturnPart
 
 from durable_agents._history import HISTORY_CACHE, MESSAGE_TA, HistoryCache
 from durable_agents._units import Unit, UnitKind
+from durable_agents.exceptions import PayloadTooLargeError
 from durable_agents.local import LocalAgent
 from durable_agents.testing import record_units, tool_loop_model
 
@@ -229,3 +231,33 @@ def test_request_parameters_count_against_the_budget_and_are_held_once() -> None
     assert cache.nbytes > 3 * 20_000
     held = {id(chain.params[1]) for chain in cache._runs.values() if chain.params is not None}  # pyright: ignore[reportPrivateUsage]
     assert len(held) == 1
+
+
+async def test_a_run_may_start_with_a_history_over_the_payload_limit_sent_ahead_in_pieces() -> None:
+    limit = 20_000
+    past = Agent(tool_loop_model(8, final="ok"), name="long_past")
+    past.tool_plain(name="step")(lambda i: f"{i:04d}")
+    earlier = await past.run("go")
+    agent = Agent(tool_loop_model(9, final="ok"), name="long_history")
+
+    @agent.tool_plain
+    def step(i: int) -> str:
+        return f"{i:04d}"
+
+    history = earlier.all_messages()
+    for message in history:  # make each old tool result large, so the history is over twice the limit
+        for part in message.parts:
+            if isinstance(part, ToolReturnPart):
+                part.content = "z" * 6_000
+    assert len(MESSAGE_TA.dump_json(history[0])) < limit
+    durable = SizeRecordingAgent(agent, max_payload_bytes=limit)
+    with record_units() as units:
+        result = await durable.run("again", message_history=history)
+    assert result.output == "ok"
+    assert sum(len(MESSAGE_TA.dump_json(m)) for m in history) > 2 * limit
+    assert max(durable.model_inputs) <= limit
+    assert units.labels.count("long_history.model/history") >= 2
+    # Beyond the engine's bound, the run is refused before any unit, with the fix.
+    with pytest.raises(PayloadTooLargeError, match="Fix:"), record_units() as refused:
+        await durable.run("again", message_history=history * 3)
+    assert refused.labels == []

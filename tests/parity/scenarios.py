@@ -9,15 +9,19 @@ process on every engine (the Temporal worker runs in the test process too), so t
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import logfire
-from pydantic_ai import Agent, RunContext
+from pydantic import BaseModel
+from pydantic_ai import Agent, ModelRetry, NativeOutput, RunContext
 from pydantic_ai.capabilities.process_history import ProcessHistory
+from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -29,7 +33,8 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_ai.tools import DeferredToolRequests, ToolDefinition
+from pydantic_ai.profiles import ModelProfile
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDefinition
 from pydantic_ai.toolsets import ExternalToolset, FunctionToolset
 from pydantic_ai.usage import UsageLimits
 
@@ -323,6 +328,125 @@ HANDLERS: dict[str, Any] = {"parity_bad_handler": _raising_handler}
 """Event-stream handlers given to the wrapper, by scenario agent name (the wrappers of other agents get none)."""
 
 
+# ---------------------------------------------------------------- structured and native output, validators that retry
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+def _answers(messages: list[ModelMessage], is_answer: Callable[[Any], bool]) -> int:
+    """How many answers the model gave before (each one the output validator sent back)."""
+    return sum(any(is_answer(p) for p in m.parts) for m in messages if isinstance(m, ModelResponse))
+
+
+def _census_of(messages: list[ModelMessage]) -> int | None:
+    found = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)]
+    found = [p for p in found if p.tool_name == "census"]
+    return int(found[0].content) if found else None
+
+
+def _structured_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    census = _census_of(messages)
+    if census is None:
+        return ModelResponse(parts=[ToolCallPart("census", {"city": "Paris"}, tool_call_id="census_1")])
+    output_tool = info.output_tools[0].name
+    answers = _answers(messages, lambda p: isinstance(p, ToolCallPart) and p.tool_name == output_tool)
+    population = -1 if not answers else census  # the first answer fails the output validator
+    args = {"name": "Paris", "population": population}
+    return ModelResponse(parts=[ToolCallPart(output_tool, args, tool_call_id=f"out_{answers}")])
+
+
+def _native_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    assert info.model_request_parameters.output_mode == "native"
+    population = -5 if not _answers(messages, lambda p: isinstance(p, TextPart)) else 2_100_000
+    return ModelResponse(parts=[TextPart(json.dumps({"name": "Paris", "population": population}))])
+
+
+structured = Agent(FunctionModel(_structured_model), name="parity_structured", output_type=City)
+native = Agent(
+    FunctionModel(_native_model, profile=ModelProfile(supports_json_schema_output=True)),
+    name="parity_native",
+    output_type=NativeOutput(City),
+)
+
+
+@structured.tool_plain
+def census(city: str) -> int:
+    CALLS["parity_structured.census"] += 1
+    return 2_100_000
+
+
+@structured.output_validator
+def _positive(city: City) -> City:
+    CALLS["parity_structured.validator"] += 1
+    if city.population < 0:
+        raise ModelRetry("the population must be positive")
+    return city
+
+
+@native.output_validator
+def _positive_native(city: City) -> City:
+    CALLS["parity_native.validator"] += 1
+    if city.population < 0:
+        raise ModelRetry("the population must be positive")
+    return city
+
+
+# ---------------------------------------------------------------- a tool that needs approval (deferred, then approved)
+
+
+def _approve_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    done = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)]
+    if not done:
+        return ModelResponse(parts=[ToolCallPart("transfer", {"amount": 5}, tool_call_id="transfer_1")])
+    return ModelResponse(parts=[TextPart(f"done: {done[-1].content}")])
+
+
+approve = Agent(FunctionModel(_approve_model), name="parity_approve", output_type=[str, DeferredToolRequests])
+
+
+@approve.tool_plain(requires_approval=True)
+def transfer(amount: int) -> str:
+    CALLS["parity_approve.transfer"] += 1
+    return f"sent {amount}"
+
+
+async def _approval_flow(agent: Any, prompt: str) -> str:
+    """Run until the tool asks for approval, approve every call, and run on from the history."""
+    first = await agent.run(prompt)
+    requests = first.output
+    assert isinstance(requests, DeferredToolRequests), requests
+    results = DeferredToolResults(approvals={call.tool_call_id: True for call in requests.approvals})
+    second = await agent.run(message_history=first.all_messages(), deferred_tool_results=results)
+    return f"{[call.tool_name for call in requests.approvals]} -> {second.output}"
+
+
+# ---------------------------------------------------------------- an MCP server over stdio
+
+MCP_SERVER = Path(__file__).parent.parent / "core" / "mcp_server.py"
+
+
+def _mcp_plan(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    returns = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)]
+    if not returns:
+        return ModelResponse(parts=[ToolCallPart("add", {"a": 2, "b": 3}, tool_call_id="add_1")])
+    tools = ",".join(sorted(t.name for t in info.function_tools))
+    return ModelResponse(parts=[TextPart(f"{tools}|" + "|".join(f"{p.tool_name}={p.content}" for p in returns))])
+
+
+mcp = Agent(
+    FunctionModel(_mcp_plan),
+    name="parity_mcp",
+    toolsets=[MCPToolset(MCP_SERVER, id="parity_calc", init_timeout=60, read_timeout=60)],
+)
+
+FLOWS: dict[str, Callable[[Any, str], Awaitable[str]]] = {"parity_approve": _approval_flow}
+"""Scenarios whose `run` mode is more than one `agent.run` (container code, or the caller's code on engines whose
+runs are containers of their own)."""
+
+
 AGENTS: dict[str, Agent[Any, Any]] = {
     a.name: a
     for a in (
@@ -338,6 +462,10 @@ AGENTS: dict[str, Agent[Any, Any]] = {
         data_analyst.analyst_agent,
         bad_input,
         bad_handler,
+        structured,
+        native,
+        approve,
+        mcp,
     )
     if a.name
 }
@@ -369,6 +497,8 @@ async def in_container_code(agent: Any, name: str, prompt: str, mode: str) -> st
     arrive whole), then the output.
     """
     kwargs = run_kwargs(name)
+    if mode == "run" and name in FLOWS:
+        return await FLOWS[name](agent, prompt)
     if mode.startswith("bad:"):
         user_prompt, bad = bad_run_input(mode.removeprefix("bad:"), prompt)
         return str((await agent.run(user_prompt, **kwargs, **bad)).output)

@@ -126,3 +126,34 @@ async def test_an_event_handler_that_raises_fails_the_run_once_without_asking_th
     # The handler sees the first model request's stream; a retry would pay for that request again.
     assert scenarios.CALLS["parity_bad_handler.model"] == 1
     assert scenarios.CALLS["parity_bad_handler.step"] == 0
+
+
+async def test_structured_output_with_a_validator_that_retries(run: Runner) -> None:
+    bare = str((await scenarios.structured.run("go")).output)
+    assert bare == "name='Paris' population=2100000"
+    assert scenarios.CALLS == {"parity_structured.census": 1, "parity_structured.validator": 2}
+    scenarios.CALLS.clear()
+    # The model answers with the valid population only after the validator sent its first answer back.
+    assert await run("parity_structured", "go") == bare
+    assert scenarios.CALLS["parity_structured.census"] == 1
+
+
+async def test_native_output_with_a_validator_that_retries(run: Runner) -> None:
+    bare = str((await scenarios.native.run("go")).output)
+    assert bare == "name='Paris' population=2100000"
+    scenarios.CALLS.clear()
+    assert await run("parity_native", "go") == bare
+
+
+async def test_a_tool_that_needs_approval_defers_then_runs_once_when_approved(run: Runner) -> None:
+    bare = await scenarios.FLOWS["parity_approve"](scenarios.approve, "go")
+    assert bare == "['transfer'] -> done: sent 5"
+    scenarios.CALLS.clear()
+    assert await run("parity_approve", "go") == bare
+    assert scenarios.CALLS == {"parity_approve.transfer": 1}
+
+
+async def test_an_mcp_server_over_stdio_is_listed_and_called(run: Runner) -> None:
+    bare = (await scenarios.mcp.run("go")).output
+    assert bare.startswith("add,broken|add=5")
+    assert await run("parity_mcp", "go") == bare
