@@ -18,7 +18,7 @@ from collections.abc import Mapping
 __all__ = ["PASSTHROUGH_LIBRARIES", "UNDECLARED_IMPORTS", "derive_passthrough_modules"]
 
 PASSTHROUGH_LIBRARIES: Mapping[str, tuple[str, ...]] = {
-    "durable-agents": ("durable_agents",),
+    "durable-pydantic-agents": ("durable_agents",),
     "pydantic-ai-slim": ("pydantic_ai",),
     "logfire": ("logfire",),
     "mcp": ("mcp",),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -103,3 +105,11 @@ def test_a_passed_through_library_brings_its_installed_dependencies() -> None:
     # modules and nothing else.
     assert "temporalio" not in PASSTHROUGH_MODULES
     assert derive_passthrough_modules({"not-installed-lib": ("nil",)}, {}) == ("nil",)
+
+
+def test_our_own_distribution_is_passed_through_with_its_dependencies() -> None:
+    # Renaming the distribution must not silently drop our own requirements (httpx) from the list.
+    from durable_agents.temporal._passthrough import PASSTHROUGH_LIBRARIES
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] in PASSTHROUGH_LIBRARIES
