@@ -12,12 +12,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from durable_agents.temporal import DurableAgentsPlugin
+from durable_agents.temporal._plugin import AGENTS_ATTR
 from tests.temporal import workflows as w
 
 
 async def main(address: str, task_queue: str) -> None:
     client = await Client.connect(address, plugins=[DurableAgentsPlugin()])
-    async with Worker(client, task_queue=task_queue, workflows=w.ALL_WORKFLOWS):
+    # The plugin registers the activities of agents a workflow class declares: leave those workflows out, or this
+    # worker would also poll activity tasks (and take ones of agents it lacks).
+    workflows = [cls for cls in w.ALL_WORKFLOWS if not getattr(cls, AGENTS_ATTR, ())]
+    async with Worker(client, task_queue=task_queue, workflows=workflows):
         print("ready", flush=True)
         await asyncio.Event().wait()
 
