@@ -378,20 +378,20 @@ def census(city: str) -> int:
     return 2_100_000
 
 
-@structured.output_validator
-def _positive(city: City) -> City:
-    CALLS["parity_structured.validator"] += 1
-    if city.population < 0:
-        raise ModelRetry("the population must be positive")
-    return city
+def _positive_population(agent: str) -> Callable[[City], City]:
+    """An output validator that sends a negative population back to the model (counted per agent)."""
+
+    def validate(city: City) -> City:
+        CALLS[f"{agent}.validator"] += 1
+        if city.population < 0:
+            raise ModelRetry("the population must be positive")
+        return city
+
+    return validate
 
 
-@native.output_validator
-def _positive_native(city: City) -> City:
-    CALLS["parity_native.validator"] += 1
-    if city.population < 0:
-        raise ModelRetry("the population must be positive")
-    return city
+structured.output_validator(_positive_population("parity_structured"))
+native.output_validator(_positive_population("parity_native"))
 
 
 # ---------------------------------------------------------------- a tool that needs approval (deferred, then approved)
