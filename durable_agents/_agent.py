@@ -31,7 +31,7 @@ import functools
 import hashlib
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterable, Mapping, Sequence
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Literal
 
 import pydantic_core
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler, WrapperAgent
+from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.run import AgentRun, AgentRunResult
@@ -60,6 +61,7 @@ from ._events import collect_events, events_unit_body
 from ._fingerprint import agent_fingerprint
 from ._history import HISTORY_CACHE, MessageLog
 from ._inputs import check_run_inputs
+from ._live import LiveEvents, live_events_option, watch_records
 from ._model import DurableModel, model_unit_body
 from ._model_ids import (
     NamedModel,
@@ -144,6 +146,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
         parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
         require: Iterable[str] = (),
+        live_events: LiveEvents | bool | None = None,
     ) -> None:
         """Wrap `wrapped` for durable execution.
 
@@ -157,6 +160,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 events through events units. Defaults to the agent's own handler.
             parallel_execution_mode: How tool calls of one model response run; both choices are deterministic.
             require: Capabilities the engine must have; a missing one fails here, not mid-run.
+            live_events: Publish each run's agent events, so that [`watch()`][durable_agents.DurableAgent.watch]
+                can follow the run from another process (`True`: with the default `LiveEvents()`).
         """
         super().__init__(wrapped)
         name = wrapped.name
@@ -172,6 +177,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 "Use 'parallel_ordered_events' (concurrent, events in call order) or 'sequential'."
             )
         self._parallel_mode: ParallelExecutionMode = parallel_execution_mode
+        self.live_events: LiveEvents | None = live_events_option(live_events)
+        """How runs publish their events for watchers; `None`: they do not."""
         self.unit_configs = unit_configs
         self.deps_codec = DepsCodec(wrapped.deps_type)
         self._models: dict[str, Model | str] = dict(models or {})
@@ -333,6 +340,47 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     @abstractmethod
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
         """What `run()` does when called outside a container."""
+
+    async def publish_live(self, record: str) -> None:
+        """Append a record of live events to the log of the container run the caller is in (container or unit).
+
+        Called only when [`live_events`][durable_agents.DurableAgent.live_events] is set.
+        """
+        raise UnsupportedCapabilityError(f"The {self.engine} engine cannot publish live events.")
+
+    def live_records(self, run_id: str, **options: Any) -> AsyncIterator[str]:
+        """The raw records of the container run `run_id`, oldest first: live while it runs, ending when it ends.
+
+        Raises:
+            UnknownRunError: No container run of the engine has this id.
+        """
+        raise UnsupportedCapabilityError(f"The {self.engine} engine cannot watch runs.")
+
+    async def watch(
+        self, run_id: str, *, after: int = -1, **options: Any
+    ) -> AsyncIterator[tuple[int, AgentStreamEvent]]:
+        """The agent events of a run, each with its offset: those published so far, then live ones as they come.
+
+        Ends when the run's container ends (completes, fails or is cancelled). A run publishes its events only if
+        its wrapper has `live_events=`; tool calls, tool results and the final result are seen exactly once, even
+        when units are retried or the container replays (see the engine's page for what model deltas do).
+
+        ```python
+        async for offset, event in durable_agent.watch(run_id, after=last_offset):
+            print(offset, event.event_kind)
+        ```
+
+        Args:
+            run_id: The container run: the `run_id=` of a `run()` on the local engine and Prefect (or a Prefect flow
+                run id), the DBOS workflow id (the `run_id=` of `run()`), the Temporal workflow id.
+            after: The offset of the last event already seen (`-1`, the default: from the first event).
+            **options: What the engine needs to read the run (`client=` on Temporal).
+
+        Raises:
+            UnknownRunError: No run of the engine has this id.
+        """
+        async for item in watch_records(self.live_records(run_id, **options), after):
+            yield item
 
     async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
         """The engine's record of this run's earlier executions of `unit`: `(input, output)` pairs, oldest first.
@@ -526,9 +574,10 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 f"cannot receive a function. Fix: pass `event_stream_handler=` when building the {type(self).__name__}."
             )
         handler = run_handler or self._handler
+        collect = handler is not None or self.live_events is not None
         async with self._durable(user_prompt, kwargs, handler, run_handler) as run_kwargs:
             return await self.wrapped.run(
-                user_prompt, event_stream_handler=collect_events(self) if handler else None, **run_kwargs
+                user_prompt, event_stream_handler=collect_events(self) if collect else None, **run_kwargs
             )
 
     def container_context(self) -> AbstractContextManager[None]:

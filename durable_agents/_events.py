@@ -1,4 +1,4 @@
-"""Event-stream handlers in a durable run.
+"""Event-stream handlers in a durable run (and the agent-level records of live events, see `_live.py`).
 
 Real token streaming cannot leave a container, so the handler is called in two places:
 
@@ -23,6 +23,7 @@ from pydantic_ai.tools import RunContext
 from ._context import restore_ctx, snapshot_ctx
 from ._errors import error_outcome, rebuild_error
 from ._frames import DoneOutcome, ErrorOutcome, EventsInput, decode_input, decode_outcome, encode
+from ._live import encode_record
 from ._observers import UnitEvent, notify
 from ._policy import is_fatal
 from ._run import current_run
@@ -44,6 +45,12 @@ def collect_events(owner: DurableAgent[Any, Any]) -> Any:
         batch: list[AgentStreamEvent] = [event async for event in stream if not isinstance(event, _LIVE_IN_MODEL_UNIT)]
         state = current_run(owner.name)
         if not batch or state is None:
+            return
+        if owner.live_events is not None:
+            # The container is deterministic: a replay publishes this record again under the same key.
+            await owner.publish_live(encode_record(f"{state.run_key}:a{state.live_records}", batch))
+            state.live_records += 1
+        if state.handler is None:
             return
         unit = owner.events_unit
         try:

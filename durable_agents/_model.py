@@ -40,6 +40,7 @@ from ._frames import (
     response_json,
 )
 from ._history import HISTORY_CACHE, encode_message
+from ._live import ModelEventsPublisher
 from ._model_ids import NamedModel
 from ._observers import UnitEvent, notify
 from ._policy import is_fatal
@@ -107,7 +108,7 @@ class DurableModel(WrapperModel):
         if state is None:
             # Not inside a durable run (e.g. `override` used outside a container): plain request.
             return await self.wrapped.request(messages, model_settings, params)
-        stream = run_context is not None and state.handler is not None
+        stream = run_context is not None and (state.handler is not None or owner.live_events is not None)
         base, digest, new = state.log.delta(messages)
         params_key, send_params = state.log.params(params)
         request = ModelInput(
@@ -233,19 +234,10 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
             # The engine retries the unit; the SDK client this library built must not retry inside each attempt.
             settings = cast(ModelSettings, {"max_retries": 0, **(settings or {})})
         handler = owner.unit_event_handler()
-        if request.ctx is not None and handler is not None:
-            ctx = restore_ctx(request.ctx, owner.deps_codec.decode_value(request.deps), model)
-            async with model.request_stream(messages, settings, params, ctx) as streamed:
-                guard = _StreamGuard(streamed)
-                try:
-                    await handler(ctx, guard)
-                except Exception as exc:
-                    if guard.error is not None and exc is guard.error:
-                        raise  # the model's stream failed, not the handler: the policy judges it
-                    raise EventHandlerError(owner.name, unit.name, exc) from exc
-                async for _ in streamed:
-                    pass
-            response = streamed.get()
+        if request.ctx is not None and (handler is not None or owner.live_events is not None):
+            response = await _stream(
+                owner, request, model=model, messages=messages, settings=settings, params=params, handler=handler
+            )
         else:
             response = await model.request(messages, settings, params)
         # Stamped before it is recorded, so the engine's record holds the response exactly as both sides do.
@@ -263,6 +255,46 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
         raise
     HISTORY_CACHE.add_response(request.run, len(messages), response, chunk)
     return data
+
+
+async def _stream(
+    owner: DurableAgent[Any, Any],
+    request: ModelInput,
+    *,
+    model: Model,
+    messages: list[ModelMessage],
+    settings: ModelSettings | None,
+    params: ModelRequestParameters,
+    handler: Any,
+) -> ModelResponse:
+    """Stream the request, handing the live stream to the run's handler and publishing it as live events."""
+    assert request.ctx is not None
+    unit = owner.model_unit
+    ctx = restore_ctx(request.ctx, owner.deps_codec.decode_value(request.deps), model)
+    live = owner.live_events
+    # Keyed by the request's place in the conversation: a retried unit publishes the same keys again.
+    publisher = (
+        None
+        if live is None
+        else ModelEventsPublisher(f"{request.run}:m{len(messages)}", live.delta_interval, owner.publish_live)
+    )
+    async with model.request_stream(messages, settings, params, ctx) as streamed:
+        guard = _StreamGuard(streamed)
+        source = guard if publisher is None else publisher.tap(guard)
+        if handler is not None:
+            try:
+                await handler(ctx, source)
+            except Exception as exc:
+                if guard.error is not None and exc is guard.error:
+                    raise  # the model's stream failed, not the handler: the policy judges it
+                raise EventHandlerError(owner.name, unit.name, exc) from exc
+        async for _ in source:
+            pass
+        async for _ in streamed:  # what a handler that closed its stream early left
+            pass
+    if publisher is not None:
+        await publisher.flush()
+    return streamed.get()
 
 
 def _stamp(response: ModelResponse, messages: list[ModelMessage], model_id: str) -> bool:

@@ -20,6 +20,7 @@ DurableAgentsError
 │   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
 │   ├── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
 │   ├── SecretNotFoundError       a `Secret` has no value in the process that uses it
+│   ├── UnknownRunError           `watch()` was given the id of no run of the engine
 │   └── ResumeRefusedError        `resume()` refused a run before anything ran
 │       ├── RunNotFoundError      no container run has that id
 │       ├── ForeignRunError       the run belongs to another agent
@@ -69,6 +70,7 @@ __all__ = [
     "UnitFailedError",
     "UnitNotRegisteredError",
     "UnknownConfigKeyError",
+    "UnknownRunError",
     "UnregisteredModelError",
     "UnserializableDepsError",
     "UnsupportedCapabilityError",
@@ -205,6 +207,20 @@ class SecretNotFoundError(ConfigurationError):
             "resolver (if one is set) does not know it. Fix: set the environment variable on every worker that runs "
             "units, or register a resolver with `durable_agents.configure(secret_resolver=...)` in that process."
         )
+
+
+class UnknownRunError(ConfigurationError):
+    """[`watch()`][durable_agents.DurableAgent.watch] was given an id that names no run of the engine."""
+
+    def __init__(self, run_id: str, engine: str, fix: str) -> None:
+        self.run_id = run_id
+        """The id the caller asked to watch."""
+        super().__init__(f"There is no run {run_id!r} to watch on the {engine} engine. Fix: {fix}")
+        self._engine = engine
+        self._fix = fix
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.run_id, self._engine, self._fix))
 
 
 class ResumeRefusedError(ConfigurationError):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, cast
 
 from dbos import DBOS, SetWorkflowID
 from dbos import _dbos as dbos_internals  # pyright: ignore[reportPrivateUsage]
 from dbos._core import StepOptions
+from dbos._error import DBOSNonExistentWorkflowError
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 from pydantic_ai.models import Model
@@ -22,6 +23,7 @@ from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, check_layer, config_keys
 from .._engine import DBOS_CAPABILITIES
 from .._inputs import check_run_inputs
+from .._live import LiveEvents
 from .._policy import is_fatal, pause_before_retry
 from .._units import Unit
 from ..exceptions import (
@@ -29,6 +31,7 @@ from ..exceptions import (
     DuplicateAgentNameError,
     RegisteredTooLateError,
     SerializationError,
+    UnknownRunError,
 )
 from ._config import StepConfig
 from ._version import agents_of
@@ -36,6 +39,9 @@ from ._version import agents_of
 __all__ = ["DBOSAgent"]
 
 _STEP_CONFIG_KEYS = config_keys(StepConfig)
+
+LIVE_EVENTS_STREAM = "durable_agents.events"
+"""The DBOS stream (key) of a workflow that holds the live events records of its agent runs."""
 
 # Inside one of our workflows: (workflow id, number of agent runs started so far), for deterministic run keys.
 _RUN_SEQ: ContextVar[tuple[str, list[int]] | None] = ContextVar("durable_agents_dbos_run_seq", default=None)
@@ -95,6 +101,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
         parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
         require: Iterable[str] = (),
+        live_events: LiveEvents | bool | None = None,
     ) -> None:
         """Wrap `wrapped` so that its runs are DBOS workflows. Must be called before `DBOS.launch()`.
 
@@ -116,6 +123,8 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
             parallel_execution_mode: `'parallel_ordered_events'` (default) runs the tool calls of one model
                 response concurrently and reports their events in call order; `'sequential'` runs them one by one.
             require: Capabilities the engine must have.
+            live_events: Publish each run's events for [`watch()`][durable_agents.DurableAgent.watch] (by workflow
+                id) in the workflow's DBOS stream `durable_agents.events`.
         """
         if _dbos_launched():
             raise RegisteredTooLateError(
@@ -163,6 +172,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
             event_stream_handler=event_stream_handler,
             parallel_execution_mode=parallel_execution_mode,
             require=require,
+            live_events=live_events,
         )
 
         async def run_workflow(request: dict[str, Any]) -> AgentRunResult[Any]:
@@ -210,6 +220,20 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 raise
 
         return await DBOS.run_step_async(options, step, payload)
+
+    async def publish_live(self, record: str) -> None:
+        """Write the record to the workflow's stream: from the workflow a journaled operation, from a step not."""
+        await DBOS.write_stream_async(LIVE_EVENTS_STREAM, record)
+
+    async def live_records(self, run_id: str, **options: Any) -> AsyncIterator[str]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """The records in the stream of workflow `run_id`, read with DBOS (launched in this process)."""
+        try:
+            async for record in DBOS.read_stream_async(run_id, LIVE_EVENTS_STREAM, **options):
+                yield record
+        except DBOSNonExistentWorkflowError as exc:
+            raise UnknownRunError(
+                run_id, self.engine, "pass the workflow id of the run (the `run_id=` given to `run()`)"
+            ) from exc
 
     async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Run the agent as a DBOS workflow; inside a user's `@DBOS.workflow` it is a child workflow.

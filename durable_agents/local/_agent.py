@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
 from pydantic import Field
@@ -18,12 +19,35 @@ from pydantic_ai.tools import AgentDepsT
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import LOCAL_CAPABILITIES
+from .._live import LiveEvents
 from .._policy import pause_before_retry
 from .._units import Unit
+from ..exceptions import UnknownRunError
 
 __all__ = ["LocalAgent", "LocalUnitConfig"]
 
 _IN_CONTAINER: ContextVar[bool] = ContextVar("durable_agents_local_container", default=False)
+
+
+@dataclass
+class _LiveLog:
+    """The live events records of one local run, and the watchers waiting for more."""
+
+    records: list[str] = field(default_factory=list[str])
+    ended: bool = False
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(
+        default_factory=list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]
+    )
+
+    def changed(self) -> None:
+        for loop, event in self.waiters:
+            loop.call_soon_threadsafe(event.set)
+
+
+# Live logs by run id, the oldest dropped first once there are more than `_LIVE_LOGS_KEPT`.
+_LIVE_LOGS: dict[str, _LiveLog] = {}
+_LIVE_LOGS_KEPT = 1024
+_LIVE_LOG: ContextVar[_LiveLog | None] = ContextVar("durable_agents_local_live_log", default=None)
 
 
 class LocalUnitConfig(TypedDict, total=False):
@@ -55,6 +79,7 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         parallel_execution_mode: ParallelExecutionMode = "parallel_ordered_events",
         max_payload_bytes: int | None = None,
         require: Iterable[str] = (),
+        live_events: LiveEvents | bool | None = None,
     ) -> None:
         """Wrap `wrapped` to run through units in-process.
 
@@ -70,6 +95,8 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             parallel_execution_mode: How the tool calls of one model response run.
             max_payload_bytes: Reject unit inputs and outputs larger than this, like a real engine would.
             require: Capabilities the engine must have.
+            live_events: Publish each run's events for [`watch()`][durable_agents.DurableAgent.watch], by the
+                run's `run_id=` (kept in this process for the last 1024 runs).
         """
         self.max_payload_bytes = max_payload_bytes
         configs = UnitConfigs(
@@ -89,6 +116,7 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             event_stream_handler=event_stream_handler,
             parallel_execution_mode=parallel_execution_mode,
             require=require,
+            live_events=live_events,
         )
 
     def in_container(self) -> bool:
@@ -110,8 +138,52 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
+        log: _LiveLog | None = None
+        if self.live_events is not None:
+            log = _LiveLog()
+            run_id = str(kwargs.setdefault("run_id", uuid.uuid4().hex))
+            _LIVE_LOGS.pop(run_id, None)
+            _LIVE_LOGS[run_id] = log
+            while len(_LIVE_LOGS) > _LIVE_LOGS_KEPT:
+                del _LIVE_LOGS[next(iter(_LIVE_LOGS))]
         token = _IN_CONTAINER.set(True)
+        log_token = _LIVE_LOG.set(log)
         try:
             return await self.run_in_container(user_prompt, **kwargs)
         finally:
+            _LIVE_LOG.reset(log_token)
             _IN_CONTAINER.reset(token)
+            if log is not None:
+                log.ended = True
+                log.changed()
+
+    async def publish_live(self, record: str) -> None:
+        log = _LIVE_LOG.get()
+        if log is not None:
+            log.records.append(record)
+            log.changed()
+
+    async def live_records(self, run_id: str, **options: Any) -> AsyncIterator[str]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """The records of the local run `run_id` of this process."""
+        log = _LIVE_LOGS.get(run_id)
+        if log is None:
+            raise UnknownRunError(
+                run_id,
+                self.engine,
+                "watch a run of this process that has started, by its `run_id=`, with `live_events=` on the wrapper",
+            )
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        log.waiters.append(waiter)
+        try:
+            sent = 0
+            while True:
+                event.clear()
+                while sent < len(log.records):
+                    yield log.records[sent]
+                    sent += 1
+                if log.ended:
+                    return
+                await event.wait()
+        finally:
+            log.waiters.remove(waiter)

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -45,6 +45,7 @@ from pydantic_ai.tools import AgentDepsT
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, check_layer, config_keys
 from .._engine import PREFECT_CAPABILITIES
+from .._live import LiveEvents
 from .._model_ids import live_override
 from .._policy import pause_before_retry
 from .._run import current_run
@@ -63,6 +64,7 @@ from ..exceptions import (
 )
 from ._cache import FINGERPRINT_PARAMETER, RUN_PARAMETER, RUN_SCOPED, RunScope, UnitOccurrences
 from ._config import TaskConfig
+from ._live import live_records, publish_live
 
 __all__ = [
     "DEFAULT_CACHE_EXPIRATION",
@@ -190,6 +192,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         flow_retry_delay_seconds: float = 0,
         heartbeat_seconds: float = 10.0,
         require: Iterable[str] = (),
+        live_events: LiveEvents | bool | None = None,
     ) -> None:
         """Wrap `wrapped` so its runs are Prefect flows.
 
@@ -213,6 +216,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             heartbeat_seconds: How often a running flow body marks its flow run as alive; `resume()` takes a
                 `RUNNING` run for dead after three intervals without a mark.
             require: Capabilities the engine must have.
+            live_events: Publish each run's events for [`watch()`][durable_agents.DurableAgent.watch] (by `run_id=`
+                or flow run id), as artifacts of the flow run.
         """
         tool_layer: Mapping[str, Any] = tool_task_config or {}
         toolsets = dict(toolset_task_configs or {})
@@ -234,6 +239,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             event_stream_handler=event_stream_handler,
             parallel_execution_mode=parallel_execution_mode,
             require=require,
+            live_events=live_events,
         )
         self._module, self._file, _ = self.origin
         existing = _REGISTRY.get(self.name)
@@ -379,6 +385,18 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         task = self._tasks[unit.name].with_options(task_run_name=label, **config)
         result = await task(payload, **{FINGERPRINT_PARAMETER: fingerprint, RUN_PARAMETER: state.run_key})
         return result.encode() if isinstance(result, str) else result  # bytes: a result pickled by an older version
+
+    async def publish_live(self, record: str) -> None:
+        await publish_live(record)
+
+    async def live_records(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, run_id: str, *, poll_interval: float = 0.5, **options: Any
+    ) -> AsyncIterator[str]:
+        """The records of the flow run that `run(..., run_id=run_id)` started, or of the flow run of that id."""
+        if options:
+            raise ConfigurationError(f"watch() on Prefect takes `poll_interval=` only; got {sorted(options)}.")
+        async for record in live_records(run_id, self._flow_run_of, poll_interval):
+            yield record
 
     def _model_identity(self, model_id: str | None) -> str:
         """The name of the model a model id resolves to, without building it (models are built only in units)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
+from temporalio.client import Client
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
@@ -26,6 +27,7 @@ from temporalio.workflow import ActivityConfig, LocalActivityConfig
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import TEMPORAL_CAPABILITIES
+from .._live import LiveEvents
 from .._policy import MAX_RETRY_AFTER, classify
 from .._run import CURRENT_RUN
 from .._units import Unit, UnitKind
@@ -34,6 +36,7 @@ from ._continue import HistoryLimit, HistoryLimitReached
 from ._defaults import check_values, with_defaults
 from ._heartbeat import heartbeating
 from ._history_source import recorded_exchanges
+from ._live import live_records, publish_live, start_live_log
 from ._local import LocalTools
 from ._payloads import frame_of, payload_of
 
@@ -91,6 +94,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         local_activity_tools: Collection[str] | Literal["all"] = (),
         local_activity_toolsets: Collection[str] = (),
         require: Iterable[str] = (),
+        live_events: LiveEvents | bool | None = None,
     ) -> None:
         """Wrap `wrapped` for durable runs in Temporal workflows.
 
@@ -122,6 +126,8 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             local_activity_toolsets: Toolset ids (`'agent'`: the agent's own tools) whose tool calls run as local
                 activities. Listing tools stays a regular activity.
             require: Capabilities the engine must have.
+            live_events: Publish each run's events for [`watch()`][durable_agents.DurableAgent.watch] (by workflow
+                id): the workflow keeps them, a query serves them, model activities add theirs by signal.
         """
         self.max_payload_bytes = max_payload_bytes
         self.history_limit = history_limit
@@ -144,6 +150,7 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             event_stream_handler=event_stream_handler,
             parallel_execution_mode=parallel_execution_mode,
             require=require,
+            live_events=live_events,
         )
         self._check_inline_tools_are_async()
         self._local_tools = LocalTools.choose(
@@ -187,7 +194,24 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         loop = asyncio.get_running_loop()
         n = _RUN_COUNTERS.get(loop, 0) + 1
         _RUN_COUNTERS[loop] = n
+        if self.live_events is not None:
+            start_live_log()  # a watcher's query is answered from the start of the run
         return f"{info.workflow_id}/{info.run_id}/{n}"
+
+    async def publish_live(self, record: str) -> None:
+        await publish_live(record)
+
+    async def live_records(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, run_id: str, *, client: Client | None = None, poll_interval: float = 0.2, **options: Any
+    ) -> AsyncIterator[str]:
+        """The records of workflow `run_id`; `client=` (required) connects to its namespace."""
+        if client is None or options:
+            raise ConfigurationError(
+                "watch() on Temporal reads the workflow through a client, and takes `client=` and `poll_interval=` "
+                f"only (got {sorted(options)}). Fix: `watch(workflow_id, client=client)`."
+            )
+        async for record in live_records(run_id, client, poll_interval):
+            yield record
 
     async def execute_unit(self, unit: Unit, payload: bytes, config: Mapping[str, Any], label: str) -> bytes:
         if unit.kind is UnitKind.MODEL and self.history_limit is not None:
