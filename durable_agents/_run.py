@@ -36,6 +36,8 @@ class RunState:
     """Tool lists of I/O toolsets by `(toolset id, run step)` (step -1: listed once per run)."""
     instructions: dict[tuple[str, int], str | None] = field(default_factory=dict[tuple[str, int], str | None])
     """Instructions of I/O toolsets, fetched with their listing."""
+    waits: int = 0
+    """How many external-event waits the run has begun (numbers them, the same on replay)."""
     replay_parts: bool = False
     """Whether container code streams this run (`iter`, `run_stream`, `run_stream_events`), and so gets each model
     response's parts as part events; `run()` does not, so its event-stream handler gets no second copy of them."""
