@@ -22,6 +22,7 @@ from ._engine import (
     get_engine,
     register_engine,
 )
+from ._external import fail_external_event, resolve_external_event
 from ._secrets import Secret
 from ._units import Unit, UnitKind, unit_name
 
@@ -37,8 +38,10 @@ __all__ = [
     "available_engines",
     "configure",
     "durable",
+    "fail_external_event",
     "get_engine",
     "register_engine",
+    "resolve_external_event",
     "unit_name",
 ]
 

@@ -31,7 +31,7 @@ import functools
 import hashlib
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
@@ -41,10 +41,13 @@ from contextlib import (
     nullcontext,
 )
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 import pydantic_core
+from pydantic import JsonValue
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler, WrapperAgent
+from pydantic_ai.external_events import external_event_scope
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.output import OutputDataT
@@ -58,6 +61,7 @@ from ._config import UnitConfigs
 from ._context import check_carried
 from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
+from ._external import EventOutcome, RunWaiter
 from ._fingerprint import agent_fingerprint
 from ._history import HISTORY_CACHE, MessageLog
 from ._inputs import check_run_inputs
@@ -391,6 +395,30 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         """
         return None
 
+    def event_address(self, key: str) -> dict[str, str]:
+        """The address of wait `key` of the run in progress, which its token carries (see `_external.py`).
+
+        Must be deterministic (the same when the container replays) and enough for the engine's
+        `deliver_event` to reach the wait from another process. Engines without waits refuse here.
+        """
+        raise UnsupportedCapabilityError(
+            f"The {self.engine} engine cannot wait for external events (`RequestInput`, `wait_for_external_event`). "
+            "Fix: use an engine with the 'human_input' capability, or end the run with `DeferredToolRequests`."
+        )
+
+    async def ask_in_unit(self, key: str, token: str, ask: Callable[[str], Awaitable[JsonValue]]) -> JsonValue:
+        """Call `ask(token)` for wait `key` in a unit the engine records, and return its answer (`None`: none yet).
+
+        A replay returns the recorded answer without calling `ask`. `ask` is a closure of the container, so the
+        unit runs in the container's own process (a Temporal local activity, a DBOS step, a Prefect task). The
+        default calls it directly (engines without a journal).
+        """
+        return await ask(token)
+
+    async def wait_for_event(self, key: str, timeout: timedelta | None) -> EventOutcome:
+        """Wait durably for the outcome of wait `key`, delivered by `deliver_event`; record it for replays."""
+        raise UnsupportedCapabilityError(f"The {self.engine} engine cannot wait for external events.")
+
     async def call_inline_tool(self, tool_name: str, call: Awaitable[Any]) -> Any:
         """Await a call of a tool that opted out of its unit and runs in the container itself.
 
@@ -626,6 +654,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                     model=DurableModel(model, self), tools=[], toolsets=[*self._toolsets, *run_toolsets]
                 ),
                 AbstractAgent.parallel_tool_call_execution_mode(self._parallel_mode),
+                external_event_scope(RunWaiter(self, state)),
             ):
                 yield kwargs
         finally:

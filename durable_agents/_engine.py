@@ -43,7 +43,8 @@ class EngineCapabilities:
     parallel_tools: bool = False
     """Tool calls of one model response run concurrently, in a deterministic order."""
     human_input: bool = False
-    """A run can wait durably for input from outside (signals, messages, pauses)."""
+    """A run can wait for input from outside (`RequestInput`, `wait_for_external_event`): durably, on durable
+    engines (signals, messages, pauses); in process, on the local engine."""
     scheduling: bool = False
     """Runs can be started on a schedule (cron, interval) by the engine."""
     distributed: bool = False
@@ -100,7 +101,7 @@ class EngineInfo:
         return getattr(importlib.import_module(module), attr)
 
 
-LOCAL_CAPABILITIES = EngineCapabilities(parallel_tools=True, per_run_event_handler=True)
+LOCAL_CAPABILITIES = EngineCapabilities(parallel_tools=True, human_input=True, per_run_event_handler=True)
 DBOS_CAPABILITIES = EngineCapabilities(
     durable=True,
     replay=True,

@@ -38,6 +38,8 @@ class RunState:
     """Instructions of I/O toolsets, fetched with their listing."""
     live_records: int = 0
     """How many records of agent-level live events the container published (their keys count on)."""
+    waits: int = 0
+    """How many external-event waits the run has begun (numbers them, the same on replay)."""
     replay_parts: bool = False
     """Whether container code streams this run (`iter`, `run_stream`, `run_stream_events`), and so gets each model
     response's parts as part events; `run()` does not, so its event-stream handler gets no second copy of them."""

@@ -32,6 +32,7 @@ DurableAgentsError
 │   ├── InvalidRunInputError      the run's prompt or message history is not data that can cross it
 │   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
 │   └── ProtocolError             a unit payload is of an unknown version, or not a unit frame at all
+├── EventTokenError               an external event token is malformed, or names no waiting run
 ├── HistoryUnavailableError       the unit side could not obtain the run's message history
 ├── ReplayDivergenceError         new workflow code does not replay a recorded run (a deploy check)
 └── UnitFailedError               a unit failed for good, with the original error's type and message
@@ -51,6 +52,7 @@ __all__ = [
     "DurableAgentsError",
     "EngineNotAvailableError",
     "EventHandlerError",
+    "EventTokenError",
     "ForeignRunError",
     "HistoryUnavailableError",
     "InvalidConfigValueError",
@@ -302,6 +304,13 @@ class ProtocolError(SerializationError):
     """A unit payload is of a protocol version this library does not read, or is not a unit frame.
 
     Raised instead of retrying: a worker on older code must not loop on a payload that a newer one wrote.
+    """
+
+
+class EventTokenError(DurableAgentsError):
+    """An external event token is not one of ours, is damaged, or names a run or wait that does not exist.
+
+    Raised by `resolve_external_event` / `fail_external_event` in the process that answers, never inside a run.
     """
 
 

@@ -1,11 +1,15 @@
-"""The `durable-agents` command: `runs list`, `runs show RUN` and `runs resume RUN` on DBOS, Temporal and Prefect."""
+"""The `durable-agents` command: `runs list`, `runs show RUN` and `runs resume RUN` on DBOS, Temporal and Prefect.
+
+`runs answer`, `runs approve` and `runs deny` answer a run's wait for an external event (`RequestInput`,
+`wait_for_external_event`): the token names the engine and the run, so they need no `--engine`.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 from rich.console import Console
@@ -15,7 +19,8 @@ from rich.text import Text
 
 from .. import __version__
 from .._engine import get_engine
-from ..exceptions import DurableAgentsError, EngineNotAvailableError
+from .._external import decode_token, fail_external_event, resolve_external_event
+from ..exceptions import DurableAgentsError, EngineNotAvailableError, EventTokenError
 from ._runs import Backend, RunDetail, RunRow
 
 __all__ = ["app", "main"]
@@ -28,7 +33,7 @@ app = App(
     help="Operate the runs of durable pydantic-ai agents on DBOS, Temporal and Prefect.",
     version=__version__,
 )
-runs = App(name="runs", help="List, show and resume the runs of durable agents.")
+runs = App(name="runs", help="List, show, resume and answer the runs of durable agents.")
 app.command(runs)
 
 
@@ -144,6 +149,102 @@ async def resume_run(run: str, /, *, options: EngineOptions, force: bool = False
         message = await backend.resume_run(run, force=force)
     console.print(message, markup=False, highlight=False)
     return message
+
+
+@Parameter(name="*")
+@dataclass
+class AnswerOptions:
+    """How to reach the engine the token names (the engine itself is read from the token)."""
+
+    db: Annotated[str | None, Parameter(env_var="DBOS_SYSTEM_DATABASE_URL")] = None
+    """DBOS: the system database, a SQLite file path or a `sqlite:///` / `postgresql://` URL (default: the one
+    `*.sqlite` file of the working directory)."""
+    address: Annotated[str, Parameter(env_var="TEMPORAL_ADDRESS")] = "localhost:7233"
+    """Temporal: the frontend address of the server."""
+    namespace: Annotated[str, Parameter(env_var="TEMPORAL_NAMESPACE")] = "default"
+    """Temporal: the namespace. Prefect's server is the one of PREFECT_API_URL."""
+
+    async def engine_options(self, token: str) -> dict[str, Any]:
+        """The keywords `resolve_external_event` needs for the token's engine."""
+        engine, _ = decode_token(token)
+        if engine == "dbos":
+            from ._dbos import system_database_url
+
+            return {"system_database_url": system_database_url(self.db)}
+        if engine == "temporal":
+            from temporalio.client import Client
+
+            return {"client": await Client.connect(self.address, namespace=self.namespace)}
+        return {}
+
+
+async def _answer(token: str, options: AnswerOptions, payload: Any = None, reason: str | None = None) -> bool:
+    console = app.console
+    engine_options = await options.engine_options(token)
+    with console.status("Delivering the answer..."):
+        if reason is None:
+            delivered = await resolve_external_event(token, payload, **engine_options)
+        else:
+            delivered = await fail_external_event(token, reason, **engine_options)
+    if delivered:
+        console.print("Delivered: the run goes on.", highlight=False)
+    else:
+        console.print("[yellow]Ignored[/yellow]: the wait already had an answer.", highlight=False)
+    return delivered
+
+
+@runs.command(name="answer")
+async def answer_wait(token: str, payload: str, /, *, options: AnswerOptions | None = None) -> bool:
+    """Answer a run's wait with a JSON payload (for `RequestInput`: the JSON form of `DeferredToolResults`).
+
+    Args:
+        token: The token the run handed to `ask`.
+        payload: The answer, as JSON.
+        options: How to reach the engine.
+    """
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise EventTokenError(
+            f"The payload is not JSON ({exc}). Fix: quote it, e.g. '{{\"approvals\": {{}}}}'."
+        ) from exc
+    return await _answer(token, options or AnswerOptions(), payload=data)
+
+
+@runs.command(name="approve")
+async def approve_calls(
+    token: str,
+    /,
+    *,
+    call: Annotated[list[str] | None, Parameter(consume_multiple=True)] = None,
+    deny: Annotated[list[str] | None, Parameter(consume_multiple=True)] = None,
+    reason: str = "The tool call was denied.",
+    options: AnswerOptions | None = None,
+) -> bool:
+    """Answer a `RequestInput` wait: approve the tool calls `--call ID...`, deny `--deny ID...`.
+
+    Args:
+        token: The token the run handed to `ask`.
+        call: The tool call ids to approve.
+        deny: The tool call ids to deny.
+        reason: What the model is told about denied calls.
+        options: How to reach the engine.
+    """
+    approvals: dict[str, Any] = dict.fromkeys(call or [], True)
+    approvals.update({tool_call_id: {"kind": "tool-denied", "message": reason} for tool_call_id in deny or []})
+    return await _answer(token, options or AnswerOptions(), payload={"approvals": approvals})
+
+
+@runs.command(name="deny")
+async def deny_wait(token: str, /, *, reason: str, options: AnswerOptions | None = None) -> bool:
+    """End a run's wait without an answer; `RequestInput` denies every pending call with `reason`.
+
+    Args:
+        token: The token the run handed to `ask`.
+        reason: Why; the run sees it (and tells the model).
+        options: How to reach the engine.
+    """
+    return await _answer(token, options or AnswerOptions(), reason=reason)
 
 
 def main() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any, TypedDict
 
 from pydantic import Field
@@ -19,12 +21,14 @@ from pydantic_ai.tools import AgentDepsT
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import LOCAL_CAPABILITIES
+from .._external import EventOutcome, timed_out
 from .._live import LiveEvents
 from .._policy import pause_before_retry
+from .._run import CURRENT_RUN
 from .._units import Unit
-from ..exceptions import UnknownRunError
+from ..exceptions import EventTokenError, UnknownRunError
 
-__all__ = ["LocalAgent", "LocalUnitConfig"]
+__all__ = ["LocalAgent", "LocalUnitConfig", "deliver_event"]
 
 _IN_CONTAINER: ContextVar[bool] = ContextVar("durable_agents_local_container", default=False)
 
@@ -48,6 +52,43 @@ class _LiveLog:
 _LIVE_LOGS: dict[str, _LiveLog] = {}
 _LIVE_LOGS_KEPT = 1024
 _LIVE_LOG: ContextVar[_LiveLog | None] = ContextVar("durable_agents_local_live_log", default=None)
+
+
+class _Wait:
+    """One wait of a local run: its outcome once delivered, and the waiting task's future."""
+
+    outcome: EventOutcome | None = None
+    future: asyncio.Future[EventOutcome] | None = None
+
+
+# Waits of this process's local runs, by (run key, wait key). Entries stay after the wait ends, so a second
+# answer is recognised as one (and ignored) rather than reported as a wrong token.
+_WAITS: dict[tuple[str, str], _Wait] = {}
+_WAITS_LOCK = threading.Lock()
+
+
+async def deliver_event(address: Mapping[str, str], outcome: EventOutcome, options: Mapping[str, Any]) -> bool:
+    """Deliver an outcome to a wait of a local run in this process (see `durable_agents.resolve_external_event`)."""
+    slot_key = (address.get("run", ""), address.get("key", ""))
+    with _WAITS_LOCK:
+        wait = _WAITS.get(slot_key)
+        if wait is None:
+            raise EventTokenError(
+                "No local run in this process has handed out this token. Local runs wait in process: resolve "
+                "the token in the process that runs the agent, or use a durable engine to answer from elsewhere."
+            )
+        if wait.outcome is not None:
+            return False
+        wait.outcome = outcome
+        future = wait.future
+    if future is not None:
+        future.get_loop().call_soon_threadsafe(_settle, future, outcome)
+    return True
+
+
+def _settle(future: asyncio.Future[EventOutcome], outcome: EventOutcome) -> None:
+    if not future.done():
+        future.set_result(outcome)
 
 
 class LocalUnitConfig(TypedDict, total=False):
@@ -136,6 +177,31 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                     raise
                 await pause_before_retry(exc)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def event_address(self, key: str) -> dict[str, str]:
+        state = CURRENT_RUN.get()
+        if state is None:  # pragma: no cover - the waiter is installed with the run
+            raise EventTokenError("A local wait was started outside a run.")
+        with _WAITS_LOCK:
+            _WAITS.setdefault((state.run_key, key), _Wait())
+        return {"run": state.run_key, "key": key}
+
+    async def wait_for_event(self, key: str, timeout: timedelta | None) -> EventOutcome:
+        state = CURRENT_RUN.get()
+        assert state is not None
+        with _WAITS_LOCK:
+            wait = _WAITS.setdefault((state.run_key, key), _Wait())
+            if wait.outcome is not None:
+                return wait.outcome
+            future: asyncio.Future[EventOutcome] = asyncio.get_running_loop().create_future()
+            wait.future = future
+        try:
+            return await asyncio.wait_for(future, None if timeout is None else timeout.total_seconds())
+        except TimeoutError:
+            with _WAITS_LOCK:
+                if wait.outcome is None:
+                    wait.outcome = timed_out(timeout)
+                return wait.outcome
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
         log: _LiveLog | None = None

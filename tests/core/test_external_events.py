@@ -1,0 +1,111 @@
+"""Waits for external events (`RequestInput`, `wait_for_external_event`) on the local engine, and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import pytest
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities import RequestInput
+from pydantic_ai.external_events import wait_for_external_event
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
+
+from durable_agents import fail_external_event, resolve_external_event
+from durable_agents._external import decode_token, encode_token
+from durable_agents.exceptions import EventTokenError
+from durable_agents.local import LocalAgent
+
+
+def _approval_agent(name: str, asked: list[tuple[str, DeferredToolRequests]], *, timeout: timedelta | None = None):
+    async def ask(ctx: RunContext[None], requests: DeferredToolRequests, token: str) -> None:
+        asked.append((token, requests))
+
+    agent = Agent(TestModel(), name=name, capabilities=[RequestInput(ask, timeout=timeout)])
+    ran: list[str] = []
+
+    @agent.tool_plain(requires_approval=True)
+    def delete(path: str) -> str:
+        ran.append(path)
+        return f"deleted {path}"
+
+    return LocalAgent(agent), ran
+
+
+async def _token(asked: list[tuple[str, DeferredToolRequests]]) -> tuple[str, DeferredToolRequests]:
+    while not asked:
+        await asyncio.sleep(0.005)
+    return asked[0]
+
+
+async def test_a_local_run_waits_for_an_approval_and_goes_on_with_it(caplog: pytest.LogCaptureFixture) -> None:
+    asked: list[tuple[str, DeferredToolRequests]] = []
+    wrapper, ran = _approval_agent("ext_local_ok", asked)
+    run = asyncio.create_task(wrapper.run("go"))
+    token, requests = await _token(asked)
+    assert not run.done() and ran == []
+    approvals = {call.tool_call_id: True for call in requests.approvals}
+    assert await resolve_external_event(token, DeferredToolResults(approvals=approvals)) is True
+    with caplog.at_level(logging.WARNING, logger="durable_agents"):
+        assert await resolve_external_event(token, DeferredToolResults(approvals=approvals)) is False
+    assert "already had an answer" in caplog.text
+    result = await run
+    assert ran == ["a"] and "deleted a" in result.output
+    assert len(asked) == 1
+
+
+async def test_a_failed_wait_denies_the_calls_with_the_reason() -> None:
+    asked: list[tuple[str, DeferredToolRequests]] = []
+    wrapper, ran = _approval_agent("ext_local_fail", asked)
+    run = asyncio.create_task(wrapper.run("go"))
+    token, _ = await _token(asked)
+    assert await fail_external_event(token, "nobody is on call") is True
+    result = await run
+    assert ran == []
+    assert "nobody is on call" in str(result.all_messages())
+
+
+async def test_a_timed_out_wait_ends_and_a_late_answer_is_ignored() -> None:
+    asked: list[tuple[str, DeferredToolRequests]] = []
+    wrapper, ran = _approval_agent("ext_local_timeout", asked, timeout=timedelta(milliseconds=50))
+    result = await wrapper.run("go")
+    assert ran == []
+    assert "No answer arrived within" in str(result.all_messages())
+    assert await resolve_external_event(asked[0][0], {"approvals": {}}) is False
+
+
+async def test_wait_for_external_event_in_an_inline_tool_gets_the_answer() -> None:
+    agent = Agent(TestModel(), name="ext_local_tool")
+    tokens: list[str] = []
+
+    @agent.tool_plain
+    async def ask_human(question: str) -> str:
+        answer = await wait_for_external_event("human", ask=tokens.append)
+        return f"human said {answer}"
+
+    wrapper = LocalAgent(agent, tool_unit_configs={"ask_human": None})
+    run = asyncio.create_task(wrapper.run("go"))
+    while not tokens:
+        await asyncio.sleep(0.005)
+    await resolve_external_event(tokens[0], "yes")
+    assert "human said yes" in (await run).output
+
+
+async def test_tokens_round_trip_and_bad_tokens_are_refused_with_the_fix() -> None:
+    token = encode_token("dbos", {"workflow": "wf-1", "key": "approve.1"})
+    assert decode_token(token) == ("dbos", {"workflow": "wf-1", "key": "approve.1"})
+    with pytest.raises(EventTokenError, match="unchanged"):
+        await resolve_external_event("not-a-token", 1)
+    with pytest.raises(EventTokenError, match="damaged"):
+        await resolve_external_event("da1.local.%%%", 1)
+    with pytest.raises(EventTokenError, match="No local run"):
+        await resolve_external_event(encode_token("local", {"run": "x", "key": "y"}), 1)
+    with pytest.raises(EventTokenError, match="does not know"):
+        await resolve_external_event(encode_token("nope", {"key": "y"}), 1)
+
+
+def test_unanswerable_payloads_are_refused() -> None:
+    with pytest.raises(EventTokenError, match="JSON"):
+        asyncio.run(resolve_external_event(encode_token("local", {"run": "x", "key": "y"}), object()))
