@@ -23,6 +23,7 @@ from ._engine import (
     register_engine,
 )
 from ._external import fail_external_event, resolve_external_event
+from ._live import LiveEvents
 from ._secrets import Secret
 from ._units import Unit, UnitKind, unit_name
 
@@ -30,6 +31,7 @@ __all__ = [
     "DurableAgent",
     "EngineCapabilities",
     "EngineInfo",
+    "LiveEvents",
     "ParallelExecutionMode",
     "Secret",
     "Unit",

@@ -14,10 +14,11 @@ from __future__ import annotations
 import gc
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
@@ -148,38 +149,40 @@ def prefect_runner(prefect_server: str) -> Iterator[Runner]:
     gc.collect()
 
 
-@pytest.fixture(scope="module")
-async def temporal_runner() -> AsyncIterator[Runner]:
+@asynccontextmanager
+async def temporal_worker(workflows: Sequence[type], agents: Iterable[Any]) -> AsyncIterator[tuple[Client, str]]:
+    """A Temporal dev server, a client, and a worker of `workflows` and `agents` on a fresh task queue."""
     from durable_agents.temporal import DurableAgentsPlugin
-
-    from .temporal_app import TEMPORAL_AGENTS, ParityWorkflow
 
     binary = shutil.which("temporal") or str(Path(__import__("sys").executable).parent / "temporal")
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary, dev_server_log_level="error")
     async with env:
         client = await Client.connect(env.client.service_client.config.target_host, plugins=[DurableAgentsPlugin()])
         queue = f"parity-{uuid.uuid4().hex[:8]}"
-        async with Worker(
-            client,
-            task_queue=queue,
-            workflows=[ParityWorkflow],
-            plugins=[DurableAgentsPlugin(*TEMPORAL_AGENTS.values())],
-        ):
+        async with Worker(client, task_queue=queue, workflows=workflows, plugins=[DurableAgentsPlugin(*agents)]):
+            yield client, queue
 
-            async def run(name: str, prompt: str, mode: str = "run") -> str:
-                try:
-                    return await client.execute_workflow(
-                        ParityWorkflow.run,
-                        args=[name, prompt, mode],
-                        id=f"parity-{uuid.uuid4().hex[:12]}",
-                        task_queue=queue,
-                        # A workflow task that fails is retried forever: bound the run so such a test fails.
-                        execution_timeout=timedelta(seconds=60),
-                    )
-                except WorkflowFailureError as exc:
-                    cause = exc.cause
-                    if isinstance(cause, ApplicationError):
-                        raise RunFailed(cause.type or "ApplicationError", cause.message) from exc
-                    raise
 
-            yield run
+@pytest.fixture(scope="module")
+async def temporal_runner() -> AsyncIterator[Runner]:
+    from .temporal_app import TEMPORAL_AGENTS, ParityWorkflow
+
+    async with temporal_worker([ParityWorkflow], TEMPORAL_AGENTS.values()) as (client, queue):
+
+        async def run(name: str, prompt: str, mode: str = "run") -> str:
+            try:
+                return await client.execute_workflow(
+                    ParityWorkflow.run,
+                    args=[name, prompt, mode],
+                    id=f"parity-{uuid.uuid4().hex[:12]}",
+                    task_queue=queue,
+                    # A workflow task that fails is retried forever: bound the run so such a test fails.
+                    execution_timeout=timedelta(seconds=60),
+                )
+            except WorkflowFailureError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError):
+                    raise RunFailed(cause.type or "ApplicationError", cause.message) from exc
+                raise
+
+        yield run
