@@ -50,7 +50,8 @@ class EngineCapabilities:
     distributed: bool = False
     """Units and containers can run on other machines than the caller's."""
     live_streaming: bool = False
-    """Model tokens can be streamed out of the container as they arrive."""
+    """A run's events, model tokens included (batched), can be watched from outside its container as they arrive
+    (`live_events=` on the wrapper, then [`watch()`][durable_agents.DurableAgent.watch])."""
     per_run_event_handler: bool = False
     """An `event_stream_handler` can be passed to `run()` (not only at construction)."""
 
@@ -110,6 +111,7 @@ DBOS_CAPABILITIES = EngineCapabilities(
     human_input=True,
     scheduling=True,
     distributed=True,
+    live_streaming=True,
     per_run_event_handler=True,
 )
 TEMPORAL_CAPABILITIES = EngineCapabilities(
@@ -120,6 +122,7 @@ TEMPORAL_CAPABILITIES = EngineCapabilities(
     human_input=True,
     scheduling=True,
     distributed=True,
+    live_streaming=True,
 )
 PREFECT_CAPABILITIES = EngineCapabilities(
     durable=True,
@@ -128,6 +131,7 @@ PREFECT_CAPABILITIES = EngineCapabilities(
     human_input=True,
     scheduling=True,
     distributed=True,
+    live_streaming=True,
     per_run_event_handler=True,
 )
 
