@@ -274,3 +274,29 @@ async def test_live_events_config_is_checked() -> None:
     with pytest.raises(ConfigurationError, match="delta_interval"):
         LocalAgent(watch_app.agent, live_events=LiveEvents(delta_interval=-1))
     assert DurableAgent.watch is LocalAgent.watch  # one API, in the core
+
+
+def _on_prefect(test: Callable[..., Any]) -> Callable[..., Any]:
+    for mark in (pytest.mark.prefect, *PREFECT_WARNING_FILTERS):
+        test = mark(test)
+    return test
+
+
+@_on_prefect
+async def test_a_prefect_flow_body_run_again_publishes_no_event_twice(prefect_server: str) -> None:
+    """Prefect does not journal the flow body: a flow retry runs it again, and its records are published again."""
+    from durable_agents.prefect import PrefectAgent
+
+    # No task retries: step(2) failing fails the flow run, which Prefect retries; completed tasks are not re-run.
+    prefect_agent = PrefectAgent(watch_app.replayed_agent, flow_retries=1, live_events=watch_app.LIVE)
+    watch_app.reset()
+    watch_app.FLAKY["tool"] = 1
+    run_id = f"watch-{uuid.uuid4().hex[:12]}"
+    result = await prefect_agent.run("go", run_id=run_id)
+    assert result.output == "".join(watch_app.ANSWER)
+    assert watch_app.FLAKY["tool"] == 0
+
+    keys = [decode_record(record).key async for record in prefect_agent.live_records(run_id, poll_interval=0.1)]
+    events = [event async for _, event in prefect_agent.watch(run_id, poll_interval=0.1)]
+    assert len(keys) > len(set(keys))  # the second attempt of the flow body published its first records again
+    assert _tool_events(events) == EXPECTED_TOOL_EVENTS

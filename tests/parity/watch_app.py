@@ -91,6 +91,9 @@ async def step(n: int) -> str:
 
 FAST_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=50), backoff_coefficient=1.0, maximum_attempts=5)
 
+replayed_agent = Agent(FunctionModel(respond, stream_function=stream), name="live_steps_replayed", tools=[step])
+"""The same agent under another name, for a second wrapper on one engine."""
+
 LIVE = LiveEvents(delta_interval=0)  # every delta its own record: a retried model unit repeats each of them
 
 temporal_agent = TemporalAgent(agent, activity_config=ActivityConfig(retry_policy=FAST_RETRY), live_events=LIVE)
