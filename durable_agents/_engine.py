@@ -307,7 +307,7 @@ def durable(
     wrapper = info.load()(agent, **options)
     if not isinstance(wrapper, DurableAgent):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ConfigurationError(
-            f"The factory of engine {engine!r} returned a {type(wrapper).__name__}, not a durable agent. Fix: make "
-            "it return an instance of a `durable_agents.DurableAgent` subclass (e.g. a `LocalAgent` subclass)."
+            f"The factory of engine {engine!r} returned a {type(wrapper).__name__!r} object, not a durable agent. "
+            "Fix: make it return an instance of a `durable_agents.DurableAgent` subclass (e.g. of `LocalAgent`)."
         )
     return wrapper

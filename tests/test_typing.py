@@ -35,6 +35,7 @@ def diagnostics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict
         capture_output=True,
         text=True,
         timeout=240,
+        check=False,  # pyright exits 1 on the expected error; the report says the rest
     )
     report = json.loads(out.stdout)
     assert report["summary"]["filesAnalyzed"] == 2, out.stdout
@@ -93,6 +94,4 @@ def test_run_methods_take_exactly_pydantic_ais_parameters(method: str) -> None:
     ours, theirs = getattr(DurableAgent, method), getattr(AbstractAgent, method)
     assert parameters(ours) == parameters(theirs)
     assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(ours).parameters.values())
-    assert [parameters(o) for o in typing.get_overloads(ours)] == [
-        parameters(o) for o in typing.get_overloads(theirs)
-    ]
+    assert [parameters(o) for o in typing.get_overloads(ours)] == [parameters(o) for o in typing.get_overloads(theirs)]
