@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 ROOT = Path(__file__).parent.parent
 PACKAGE = ROOT / "durable_agents"
 EXAMPLES = ROOT / "examples"
+DISTRIBUTION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
 
 pytestmark = pytest.mark.wheel
 
@@ -56,11 +58,23 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _venv_with(wheel: Path, extra: str, where: Path) -> Path:
-    """A fresh venv in `where` with `wheel[extra]` installed; its python."""
+    """A fresh venv in `where` with `wheel[extra]` installed (`local`: the wheel alone); its python."""
     venv = where / "venv"
     _run([_uv(), "venv", "-q", "--python", sys.executable, str(venv)], cwd=where, timeout=120)
     python = venv / "bin" / "python"
-    _run([_uv(), "pip", "install", "-q", "--python", str(python), f"{wheel}[{extra}]"], cwd=where, timeout=600)
+    _run(
+        [
+            _uv(),
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(python),
+            str(wheel) if extra == "local" else f"{wheel}[{extra}]",
+        ],
+        cwd=where,
+        timeout=600,
+    )
     return python
 
 
@@ -90,10 +104,14 @@ import durable_agents
 package = pathlib.Path(durable_agents.__file__).parent
 assert package.parent == pathlib.Path(sysconfig.get_paths()["purelib"]), package
 assert (package / "py.typed").is_file()
-engine = sys.argv[1]
+engine, distribution = sys.argv[1:]
 if engine != "cli":
     assert durable_agents.get_engine(engine).installed
     importlib.import_module(f"durable_agents.{engine}")
+if engine == "local":  # the base install: the engines' extras are missing, and their hints say how to add them
+    for other in ("dbos", "temporal", "prefect"):
+        info = durable_agents.get_engine(other)
+        assert not info.installed and f"pip install '{distribution}[{other}]'" in info.install_hint, info
 print(package)
 """
 
@@ -128,6 +146,7 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.parametrize(
     "extra",
     [
+        "local",  # no extra: the local engine comes with the base install
         pytest.param("dbos", marks=pytest.mark.dbos),
         pytest.param("temporal", marks=pytest.mark.temporal),
         pytest.param("prefect", marks=pytest.mark.prefect),
@@ -138,7 +157,7 @@ def test_the_wheel_installs_with_each_extra_and_its_scripts_run(
     extra: str, wheel: Path, workdir: Path, request: pytest.FixtureRequest
 ) -> None:
     python = _venv_with(wheel, extra, workdir.parent)
-    _run([str(python), "-c", _CHECK_INSTALL, extra], cwd=workdir, timeout=120)
+    _run([str(python), "-c", _CHECK_INSTALL, extra, DISTRIBUTION], cwd=workdir, timeout=120)
     ran: list[str] = []
     for script in sorted(EXAMPLES.glob(f"quickstart_{extra}*.py")):
         env = _engine_env(extra, request)
