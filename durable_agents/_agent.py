@@ -611,7 +611,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AgentRunResult[RunOutputDataT]: ...
 
-    async def run(  # pyright: ignore[reportIncompatibleMethodOverride]
+    async def run(
         self,
         user_prompt: str | Sequence[UserContent] | None = None,
         *,
@@ -820,7 +820,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, RunOutputDataT]]: ...
 
-    def iter(  # pyright: ignore[reportIncompatibleMethodOverride]
+    def iter(
         self,
         user_prompt: str | Sequence[UserContent] | None = None,
         *,
@@ -912,7 +912,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AbstractAsyncContextManager[StreamedRunResult[AgentDepsT, RunOutputDataT]]: ...
 
-    def run_stream(  # pyright: ignore[reportIncompatibleMethodOverride]
+    def run_stream(
         self,
         user_prompt: str | Sequence[UserContent] | None = None,
         *,
@@ -1003,7 +1003,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AbstractAsyncContextManager[AgentRunEvents[RunOutputDataT]]: ...
 
-    def run_stream_events(  # pyright: ignore[reportIncompatibleMethodOverride]
+    def run_stream_events(
         self,
         user_prompt: str | Sequence[UserContent] | None = None,
         *,
