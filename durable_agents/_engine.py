@@ -12,12 +12,21 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.tools import AgentDepsT
 
 from ._secrets import SecretResolver, set_resolver
-from .exceptions import EngineNotAvailableError, UnsupportedCapabilityError
+from .exceptions import ConfigurationError, EngineNotAvailableError, UnsupportedCapabilityError
+
+if TYPE_CHECKING:  # only for `durable()`'s types: importing durable_agents imports no engine
+    from ._agent import DurableAgent
+    from .dbos import DBOSAgent
+    from .local import LocalAgent
+    from .prefect import PrefectAgent
+    from .temporal import TemporalAgent
 
 __all__ = [
     "EngineCapabilities",
@@ -70,7 +79,7 @@ class EngineCapabilities:
                 )
 
 
-Factory = Callable[..., AbstractAgent[Any, Any]]
+Factory: TypeAlias = "Callable[..., DurableAgent[Any, Any]]"
 
 
 @dataclass(frozen=True)
@@ -229,10 +238,53 @@ def configure(
     _defaults["engine_options"] = dict(engine_options or {})
 
 
+@overload
+def durable(
+    agent: AbstractAgent[AgentDepsT, OutputDataT],
+    engine: Literal["dbos"],
+    *,
+    require: Iterable[str] = (),
+    **engine_options: Any,
+) -> DBOSAgent[AgentDepsT, OutputDataT]: ...
+@overload
+def durable(
+    agent: AbstractAgent[AgentDepsT, OutputDataT],
+    engine: Literal["temporal"],
+    *,
+    require: Iterable[str] = (),
+    **engine_options: Any,
+) -> TemporalAgent[AgentDepsT, OutputDataT]: ...
+@overload
+def durable(
+    agent: AbstractAgent[AgentDepsT, OutputDataT],
+    engine: Literal["prefect"],
+    *,
+    require: Iterable[str] = (),
+    **engine_options: Any,
+) -> PrefectAgent[AgentDepsT, OutputDataT]: ...
+@overload
+def durable(
+    agent: AbstractAgent[AgentDepsT, OutputDataT],
+    engine: Literal["local"],
+    *,
+    require: Iterable[str] = (),
+    **engine_options: Any,
+) -> LocalAgent[AgentDepsT, OutputDataT]: ...
+@overload
+def durable(
+    agent: AbstractAgent[AgentDepsT, OutputDataT],
+    engine: str | None = None,
+    *,
+    require: Iterable[str] = (),
+    **engine_options: Any,
+) -> DurableAgent[AgentDepsT, OutputDataT]: ...
 def durable(
     agent: AbstractAgent[Any, Any], engine: str | None = None, *, require: Iterable[str] = (), **engine_options: Any
-) -> AbstractAgent[Any, Any]:
+) -> DurableAgent[Any, Any]:
     """Wrap `agent` for durable execution on `engine` and return the engine's wrapper.
+
+    Typed per engine: `durable(agent, "dbos")` of an `Agent[MyDeps, MyOut]` is a `DBOSAgent[MyDeps, MyOut]`; an
+    engine named by a variable or the configured default gives a `DurableAgent[MyDeps, MyOut]`.
 
     Args:
         agent: A pydantic-ai agent with a `name`.
@@ -254,5 +306,12 @@ def durable(
     info = get_engine(engine)
     required = list(require)
     info.capabilities.check(engine, required)
-    factory = info.load()
-    return factory(agent, **options)
+    from ._agent import DurableAgent  # here: `_agent` imports this module
+
+    wrapper = info.load()(agent, **options)
+    if not isinstance(wrapper, DurableAgent):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ConfigurationError(
+            f"The factory of engine {engine!r} returned a {type(wrapper).__name__!r} object, not a durable agent. "
+            "Fix: make it return an instance of a `durable_agents.DurableAgent` subclass (e.g. of `LocalAgent`)."
+        )
+    return wrapper

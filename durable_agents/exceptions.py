@@ -14,7 +14,7 @@ DurableAgentsError
 │   ├── UnknownConfigKeyError     a unit config dict holds a key the engine does not know
 │   ├── InvalidConfigValueError   a unit config value is of the wrong type or out of range
 │   ├── UnsupportedCapabilityError  the engine cannot do what was asked of it
-│   ├── UnregisteredModelError    a model instance not registered with `models=` was passed in a container
+│   ├── UnregisteredModelError    a model instance not registered with `models=`, in a container
 │   ├── ContainerUsageError       a method that cannot work inside a container was called in one
 │   ├── UnitNotRegisteredError    no worker ran a unit: none that polls its queue registers it
 │   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
@@ -25,18 +25,18 @@ DurableAgentsError
 │       ├── RunNotFoundError      no container run has that id
 │       ├── ForeignRunError       the run belongs to another agent
 │       ├── RunFinishedError      the run completed or was cancelled
-│       ├── RunArgumentsMissingError  the run had arguments that are not data and they were not passed again
+│       ├── RunArgumentsMissingError  arguments that are not data were not passed again
 │       └── RunStillActiveError   the run is still alive (or waiting for its engine)
 ├── SerializationError            a value cannot cross the unit boundary
 │   ├── UnserializableDepsError   the run's deps cannot be serialized with the agent's `deps_type`
 │   ├── InvalidRunInputError      the run's prompt or message history is not data that can cross it
 │   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
-│   └── ProtocolError             a unit payload is of an unknown version, or not a unit frame at all
+│   └── ProtocolError             a unit payload of an unknown version, or no frame
 ├── EventTokenError               an external event token is malformed, or names no waiting run
 ├── HistoryUnavailableError       the unit side could not obtain the run's message history
 ├── ReplayDivergenceError         new workflow code does not replay a recorded run (a deploy check)
 └── UnitFailedError               a unit failed for good, with the original error's type and message
-    └── EventHandlerError         the event-stream handler raised (never retried: a retry re-pays the model)
+    └── EventHandlerError         the event-stream handler raised (never retried)
 ```
 """
 

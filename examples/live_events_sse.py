@@ -1,10 +1,11 @@
-"""Stream a durable agent run's events to a browser as server-sent events (DBOS on SQLite, no API key).
+"""Stream a durable agent run's events to a browser as server-sent events (DBOS, no API key).
 
-`app` is a Starlette app with one endpoint, `GET /runs/{run_id}/events`: the run's events so far, then live ones,
-as server-sent events whose `id` is the event's offset, so a browser's `EventSource` that reconnects (sending
-`Last-Event-ID`) resumes where it stopped. Serve it with `uvicorn examples.live_events_sse:app` next to your
-workers, or run this file: it starts a run, serves the endpoint on loopback, reads the stream with httpx while the
-run goes on, and prints what it received.
+`app` is a Starlette app with one endpoint, `GET /runs/{run_id}/events`: the run's events so
+far, then live ones, as server-sent events whose `id` is the event's offset, so a browser's
+`EventSource` that reconnects (sending `Last-Event-ID`) resumes where it stopped. Serve it with
+`uvicorn examples.live_events_sse:app` next to your workers, or run this file: it starts a run,
+serves the endpoint on loopback, reads the stream with httpx while the run goes on, and prints
+what it received.
 
 The DBOS system database is `DBOS_SYSTEM_DATABASE_URL`, or a SQLite file in a temporary directory.
 """
@@ -42,7 +43,10 @@ first_event_seen = asyncio.Event()
 
 @agent.tool_plain
 async def lookup(i: int) -> str:
-    """Waits (the first time) until the browser has seen the run's first events, to show they arrive live."""
+    """Waits (the first time) until the browser has seen the run's first events.
+
+    So the events after those can only arrive live.
+    """
     if i == 0:
         await first_event_seen.wait()
     return ["Mexico City", "about 22 million people"][i]
@@ -52,7 +56,7 @@ dbos_agent = DBOSAgent(agent, live_events=LiveEvents(delta_interval=0.25))
 
 
 async def run_events(request: Request) -> Response:
-    """The events of run `run_id` as server-sent events, after the `Last-Event-ID` the client sends, if any."""
+    """The events of run `run_id` as server-sent events, after the client's `Last-Event-ID`."""
     run_id = request.path_params["run_id"]
     after = int(request.headers.get("last-event-id", "-1"))
     events = dbos_agent.watch(run_id, after=after)
@@ -83,8 +87,11 @@ def _free_port() -> int:
 
 
 async def main() -> None:
-    """Start a run, serve `app` on loopback, and print the run's events as an HTTP client receives them."""
-    url = os.environ.get("DBOS_SYSTEM_DATABASE_URL") or f"sqlite:///{Path(tempfile.mkdtemp()) / 'sse.sqlite'}"
+    """Start a run, serve `app` on loopback, print the run's events as an HTTP client gets them."""
+    url = (
+        os.environ.get("DBOS_SYSTEM_DATABASE_URL")
+        or f"sqlite:///{Path(tempfile.mkdtemp()) / 'sse.sqlite'}"
+    )
     DBOS(config={"name": "sse-example", "system_database_url": url, "log_level": "WARNING"})
     DBOS.launch()
     port = _free_port()
@@ -94,7 +101,9 @@ async def main() -> None:
     try:
         while not server.started:
             await asyncio.sleep(0.05)
-        run = asyncio.create_task(dbos_agent.run("What is the capital of Mexico, and how big is it?", run_id=run_id))
+        run = asyncio.create_task(
+            dbos_agent.run("What is the capital of Mexico, and how big is it?", run_id=run_id)
+        )
         kinds: list[str] = []
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             while True:  # the run's workflow exists once the run has started
@@ -110,7 +119,8 @@ async def main() -> None:
                             json.loads(line.removeprefix("data: "))
                             kinds.append(event_kind)
                             print(f"{len(kinds) - 1} {event_kind}")
-                            first_event_seen.set()  # the run goes on only now: what follows arrives live
+                            # The run goes on only now: what follows arrives live.
+                            first_event_seen.set()
                     break
         result = await run
         print(f"run {run_id}: {result.output}")

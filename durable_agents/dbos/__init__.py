@@ -11,7 +11,8 @@ from durable_agents.dbos import DBOSAgent, StepConfig
 DBOS(config={"name": "app", "system_database_url": "sqlite:///app.sqlite"})
 dbos_agent = DBOSAgent(agent, model_step_config=StepConfig(retries_allowed=True, max_attempts=3))
 DBOS.launch()
-result = await dbos_agent.run("What is the capital of Mexico?", run_id="question-1")  # the workflow id
+# run_id= is the workflow id
+result = await dbos_agent.run("What is the capital of Mexico?", run_id="question-1")
 ```
 """
 

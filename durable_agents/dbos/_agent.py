@@ -82,6 +82,12 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
     DBOS.launch()
     result = await dbos_agent.run("What is the capital of Mexico?", run_id="question-1")
     ```
+
+    `run()` runs the agent as a DBOS workflow; inside a user's `@DBOS.workflow` it is a child workflow. Its `run_id=`
+    is also the DBOS workflow id, which makes the run idempotent: running the same id again (after a crash, from a
+    restarted script) attaches to the existing workflow and returns its result, and no completed step runs again.
+    Without it DBOS picks a new workflow id, so a restarted script starts a new run (the old one is recovered in the
+    background). DBOS's `SetWorkflowID` also sets the workflow id, for a run without `run_id=`.
     """
 
     engine = "dbos"
@@ -235,16 +241,8 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 run_id, self.engine, "pass the workflow id of the run (the `run_id=` given to `run()`)"
             ) from exc
 
-    async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """Run the agent as a DBOS workflow; inside a user's `@DBOS.workflow` it is a child workflow.
-
-        Takes the same arguments as `Agent.run`. `run_id=` is also the
-        DBOS workflow id, which makes the run idempotent: running the same id again (after a crash, from a
-        restarted script) attaches to the existing workflow and returns its result, and no completed step runs
-        again. Without it DBOS picks a new workflow id, so a restarted script starts a new run (the old one is
-        recovered in the background). DBOS's `SetWorkflowID` also sets the workflow id, for a run without
-        `run_id=`.
-        """
+    async def dispatch_run(self, user_prompt: Any, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
+        """Start the agent's DBOS workflow, or a child workflow of the calling one (see the class docstring)."""
         if DBOS.step_id is not None:
             raise ContainerUsageError(
                 f"DBOSAgent {self.name!r} was run inside a DBOS step (for example from a tool of another durable "
@@ -252,7 +250,6 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "instead of a step, with `tool_step_configs={'<tool name>': None}` on the calling agent; the "
                 "sub-agent's run then is a durable child workflow with its own steps."
             )
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
         check_run_inputs(self.name, user_prompt, kwargs.get("message_history"), None)
         return await self.run_outside_container(user_prompt, **kwargs)
 

@@ -3,7 +3,9 @@
 ```python
 from durable_agents.prefect import PrefectAgent, TaskConfig
 
-prefect_agent = PrefectAgent(agent, model_task_config=TaskConfig(retries=3, retry_delay_seconds=[1.0, 2.0, 4.0]))
+prefect_agent = PrefectAgent(
+    agent, model_task_config=TaskConfig(retries=3, retry_delay_seconds=[1.0, 2.0, 4.0])
+)
 result = await prefect_agent.run("What is the capital of Mexico?")
 ```
 """

@@ -4,7 +4,9 @@
 from temporalio import workflow
 from durable_agents.temporal import ActivityConfig, DurableAgentsPlugin, TemporalAgent
 
-temporal_agent = TemporalAgent(agent, model_activity_config=ActivityConfig(start_to_close_timeout=timedelta(minutes=2)))
+temporal_agent = TemporalAgent(
+    agent, model_activity_config=ActivityConfig(start_to_close_timeout=timedelta(minutes=2))
+)
 
 
 @workflow.defn

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.api.history.v1 import History
 from temporalio.client import WorkflowHandle, WorkflowHistory
 
@@ -43,6 +45,6 @@ class HistoryStats:
         return f"HistoryStats(bytes={self.bytes}, events={self.events}, activities={len(self.activity_types)})"
 
 
-async def history_stats(handle: WorkflowHandle[object, object]) -> HistoryStats:
+async def history_stats(handle: WorkflowHandle[Any, Any]) -> HistoryStats:
     """Fetch a workflow's history and measure it (tests and benchmarks use this)."""
     return HistoryStats(await handle.fetch_history())

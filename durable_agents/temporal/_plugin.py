@@ -145,7 +145,9 @@ class DurableAgentsPlugin(SimplePlugin):
 
     ```python
     client = await Client.connect("localhost:7233", plugins=[DurableAgentsPlugin()])
-    worker = Worker(client, task_queue="q", workflows=[MyWorkflow], plugins=[DurableAgentsPlugin(temporal_agent)])
+    worker = Worker(
+        client, task_queue="q", workflows=[MyWorkflow], plugins=[DurableAgentsPlugin(temporal_agent)]
+    )
     ```
 
     A plugin on the client also configures every worker built on that client, so its setup is idempotent:

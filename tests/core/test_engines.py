@@ -9,7 +9,7 @@ from pydantic_ai import Agent
 
 import durable_agents
 from durable_agents import EngineCapabilities, available_engines, configure, durable, get_engine, register_engine
-from durable_agents.exceptions import EngineNotAvailableError
+from durable_agents.exceptions import ConfigurationError, EngineNotAvailableError
 from durable_agents.local import LocalAgent
 from durable_agents.testing import record_units, tool_loop_model
 
@@ -68,6 +68,18 @@ async def test_custom_engine_is_usable_through_durable() -> None:
     assert units.labels == ["reg.model", "reg.toolset.agent.call/step", "reg.model"]
     with pytest.raises(EngineNotAvailableError, match="already registered"):
         register_engine("tracing", factory, capabilities=EngineCapabilities())
+
+
+def test_a_factory_that_returns_no_durable_agent_is_refused() -> None:
+    # `durable()` is typed to return a DurableAgent for any engine name; a factory that breaks that is named.
+    def factory(agent: Agent[Any, Any], **options: Any) -> Any:
+        return agent
+
+    register_engine("plain", factory, capabilities=EngineCapabilities(), replace=True)
+    with pytest.raises(
+        ConfigurationError, match=r"engine 'plain' returned a 'Agent' object, not a durable agent\. Fix:"
+    ):
+        durable(make_agent(), engine="plain")
 
 
 def test_configure_sets_the_default_engine() -> None:
