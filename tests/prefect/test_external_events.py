@@ -233,3 +233,20 @@ async def test_wait_for_external_event_in_an_inline_tool_gets_the_answer() -> No
     assert await resolve_external_event(tokens[0], "yes") is True
     assert "human said yes" in (await run).output
     assert len(tokens) == 1
+
+
+def test_the_approval_example_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parents[2] / "examples" / "prefect_approval.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "approval needed for: delete_file({'path': 'a'})",
+        "delivered: True",
+        "second answer delivered: False",
+        'output: {"delete_file":"deleted a"}',
+    ]
