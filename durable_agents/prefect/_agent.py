@@ -257,7 +257,12 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if existing is not None and not self.rebuilds(existing):
             raise DuplicateAgentNameError(self.name, self.engine)
         self._heartbeat_seconds = heartbeat_seconds
-        self.event_poll_seconds = event_poll_seconds
+        if not event_poll_seconds > 0:
+            raise ConfigurationError(
+                f"event_poll_seconds={event_poll_seconds!r} would ask the Prefect server without a pause. "
+                "Fix: pass a number of seconds above 0 (default 1.0)."
+            )
+        self._event_poll_seconds = event_poll_seconds
         self._tasks: dict[str, Task[..., Any]] = {unit.name: self._make_task(unit) for unit in self.units}
         self._ask_task = self._make_ask_task()
         self._flow: Flow[..., Any] = self._make_flow(flow_retries, flow_retry_delay_seconds)
@@ -310,7 +315,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 # The wait input makes the token deliverable (see `prefect/_external.py`); written before `ask` hands
                 # the token out, so an answer that comes at once finds it.
                 await write_input(
-                    client, UUID(address["flow_run"]), input_key(run, address["key"], "wait"), address["key"]
+                    client, UUID(address["flow_run"]), input_key(address["run"], address["key"], "wait"), address["key"]
                 )
             answer = await ask(token)
             return pydantic_core.to_json({"token": token, "answer": answer, "at": time.time()}).decode()
@@ -467,7 +472,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
                     if await write_input(client, flow_run_id, name, outcome.to_json()):
                         return outcome
                     continue
-                pause = self.event_poll_seconds
+                pause = self._event_poll_seconds
                 await asyncio.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.time())))
 
     def _model_identity(self, model_id: str | None) -> str:

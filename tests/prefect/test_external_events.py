@@ -31,7 +31,7 @@ from pydantic_ai.tools import DeferredToolRequests
 
 from durable_agents import fail_external_event, resolve_external_event
 from durable_agents._external import encode_token
-from durable_agents.exceptions import EventTokenError
+from durable_agents.exceptions import ConfigurationError, EventTokenError
 from durable_agents.prefect import PrefectAgent
 
 pytestmark = pytest.mark.prefect
@@ -250,3 +250,8 @@ def test_the_approval_example_runs() -> None:
         "second answer delivered: False",
         'output: {"delete_file":"deleted a"}',
     ]
+
+
+def test_a_poll_interval_that_is_not_positive_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="above 0"):
+        PrefectAgent(Agent(TestModel(), name=_name("ext_poll")), event_poll_seconds=0)
