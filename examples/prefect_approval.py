@@ -47,7 +47,12 @@ async def main() -> None:
     if not get_current_settings().api.url:  # without a server, Prefect would start a temporary one
         sys.exit("Set PREFECT_API_URL to a running server's API (`prefect server start`).")
     run = asyncio.create_task(prefect_agent.run("Clean up"))
-    token, requests = await pending.get()  # in an application: another process, e.g. a web endpoint
+    asked = asyncio.ensure_future(pending.get())
+    await asyncio.wait({run, asked}, return_when=asyncio.FIRST_COMPLETED)
+    if not asked.done():  # the run ended without asking: show why
+        asked.cancel()
+        sys.exit(f"the run ended without asking: {run.result().output!r}")
+    token, requests = asked.result()  # in an application: another process answers, e.g. a web endpoint
     decision = DeferredToolResults(approvals={call.tool_call_id: True for call in requests.approvals})
     print("delivered:", await resolve_external_event(token, decision))
     print("second answer delivered:", await resolve_external_event(token, decision))
