@@ -1,11 +1,13 @@
-"""Waiting for a person, on Prefect: a tool that needs approval waits inside the flow run for a decision.
+"""Waiting for a person, on Prefect: a tool that needs approval waits in its flow run for a yes.
 
-The agent's `delete_file` tool requires approval. `RequestInput` hands a token to `ask` (here it prints it; in an
-application it would post it to a chat or a ticket), and the flow run waits. Anyone with the token answers from any
-process with `resolve_external_event` (here: this script, once the run has asked). A second answer is ignored.
+The agent's `delete_file` tool requires approval. `RequestInput` hands a token to `ask` (here it
+prints the request; an application would post the token to a chat or a ticket), and the flow run
+waits. Anyone with the token answers from any process with `resolve_external_event` (here: this
+script, once the run has asked). A second answer is ignored.
 
 Start a server first (`prefect server start`) and point the script at it
-(`export PREFECT_API_URL=http://127.0.0.1:4200/api`), then run `python examples/prefect_approval.py`.
+(`export PREFECT_API_URL=http://127.0.0.1:4200/api`), then run
+`python examples/prefect_approval.py`.
 """
 
 import asyncio
@@ -52,8 +54,10 @@ async def main() -> None:
     if not asked.done():  # the run ended without asking: show why
         asked.cancel()
         sys.exit(f"the run ended without asking: {run.result().output!r}")
-    token, requests = asked.result()  # in an application: another process answers, e.g. a web endpoint
-    decision = DeferredToolResults(approvals={call.tool_call_id: True for call in requests.approvals})
+    # In an application, another process answers, e.g. a web endpoint that got the token.
+    token, requests = asked.result()
+    approvals = {call.tool_call_id: True for call in requests.approvals}
+    decision = DeferredToolResults(approvals=approvals)
     print("delivered:", await resolve_external_event(token, decision))
     print("second answer delivered:", await resolve_external_event(token, decision))
     result = await run
