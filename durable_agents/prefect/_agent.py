@@ -35,7 +35,7 @@ from prefect.serializers import JSONSerializer
 from prefect.settings import get_current_settings
 from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
-from pydantic import TypeAdapter
+from pydantic import JsonValue, TypeAdapter
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
@@ -45,6 +45,7 @@ from pydantic_ai.tools import AgentDepsT
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, check_layer, config_keys
 from .._engine import PREFECT_CAPABILITIES
+from .._external import Ask, EventOutcome, decode_token, timed_out
 from .._live import LiveEvents
 from .._model_ids import live_override
 from .._policy import pause_before_retry
@@ -64,6 +65,7 @@ from ..exceptions import (
 )
 from ._cache import FINGERPRINT_PARAMETER, RUN_PARAMETER, RUN_SCOPED, RunScope, UnitOccurrences
 from ._config import TaskConfig
+from ._external import input_key, read_input, write_input
 from ._live import live_records, publish_live
 
 __all__ = [
@@ -98,6 +100,16 @@ DEFAULT_CACHE_EXPIRATION = timedelta(days=7)
 `TaskConfig(cache_expiration=...)` says otherwise."""
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """The stored result of a wait's `ask` task: the token `ask` got, its answer, and when it was asked."""
+
+    token: str
+    answer: JsonValue
+    at: float
+    """Unix seconds: a wait's timeout counts from here, also when the run is resumed later."""
+
+
 @dataclass
 class _Container:
     """The flow body of one `PrefectAgent` run in progress (one per flow run attempt)."""
@@ -111,6 +123,8 @@ class _Container:
     occurrences: dict[str, UnitOccurrences] = field(default_factory=dict[str, UnitOccurrences])
     scopes: dict[str, RunScope] = field(default_factory=dict[str, RunScope])
     """Each agent run's scope (canonical deps, metadata, model identity), by run key."""
+    asked: dict[tuple[str, str], _Asked] = field(default_factory=dict[tuple[str, str], _Asked])
+    """What the `ask` task of each wait recorded, by (run key, wait key)."""
 
 
 _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_container", default=None)
@@ -191,6 +205,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         flow_retries: int = 0,
         flow_retry_delay_seconds: float = 0,
         heartbeat_seconds: float = 10.0,
+        event_poll_seconds: float = 1.0,
         require: Iterable[str] = (),
         live_events: LiveEvents | bool | None = None,
     ) -> None:
@@ -215,6 +230,8 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             flow_retry_delay_seconds: Seconds between flow retries.
             heartbeat_seconds: How often a running flow body marks its flow run as alive; `resume()` takes a
                 `RUNNING` run for dead after three intervals without a mark.
+            event_poll_seconds: How often a run that waits for an external event (`RequestInput`,
+                `wait_for_external_event`) asks the Prefect server whether its answer has come.
             require: Capabilities the engine must have.
             live_events: Publish each run's events for [`watch()`][durable_agents.DurableAgent.watch] (by `run_id=`
                 or flow run id), as artifacts of the flow run.
@@ -246,7 +263,14 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if existing is not None and not self.rebuilds(existing):
             raise DuplicateAgentNameError(self.name, self.engine)
         self._heartbeat_seconds = heartbeat_seconds
+        if not event_poll_seconds > 0:
+            raise ConfigurationError(
+                f"event_poll_seconds={event_poll_seconds!r} would ask the Prefect server without a pause. "
+                "Fix: pass a number of seconds above 0 (default 1.0)."
+            )
+        self._event_poll_seconds = event_poll_seconds
         self._tasks: dict[str, Task[..., Any]] = {unit.name: self._make_task(unit) for unit in self.units}
+        self._ask_task = self._make_ask_task()
         self._flow: Flow[..., Any] = self._make_flow(flow_retries, flow_retry_delay_seconds)
         _REGISTRY[self.name] = self
 
@@ -282,6 +306,29 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         return Task(
             fn=run_unit,
             name=unit.name,
+            cache_policy=RUN_SCOPED,
+            persist_result=True,
+            result_serializer=_RESULT_SERIALIZER,
+            cache_expiration=DEFAULT_CACHE_EXPIRATION,
+        )
+
+    def _make_ask_task(self) -> Task[..., Any]:
+        """The task that calls a wait's `ask`: its stored result gives a resumed run the same token and answer."""
+
+        async def ask_for_event(token: str, ask: Ask, fingerprint: str, run: str) -> str:
+            _, address = decode_token(token)
+            async with get_client() as client:
+                # The wait input makes the token deliverable (see `prefect/_external.py`); written before `ask` hands
+                # the token out, so an answer that comes at once finds it.
+                await write_input(
+                    client, UUID(address["flow_run"]), input_key(address["run"], address["key"], "wait"), address["key"]
+                )
+            answer = await ask(token)
+            return pydantic_core.to_json({"token": token, "answer": answer, "at": time.time()}).decode()
+
+        return Task(
+            fn=ask_for_event,
+            name=f"{self.name}.ask",
             cache_policy=RUN_SCOPED,
             persist_result=True,
             result_serializer=_RESULT_SERIALIZER,
@@ -397,6 +444,54 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             raise ConfigurationError(f"watch() on Prefect takes `poll_interval=` only; got {sorted(options)}.")
         async for record in live_records(run_id, self._flow_run_of, poll_interval):
             yield record
+
+    def event_address(self, key: str) -> dict[str, str]:
+        context = FlowRunContext.get()
+        state = current_run(self.name)
+        if context is None or context.flow_run is None or state is None:  # pragma: no cover - waits run in runs
+            raise ConfigurationError("An external event wait started outside a PrefectAgent flow run.")
+        return {"flow_run": str(context.flow_run.id), "run": state.run_key, "key": key}
+
+    async def ask_in_unit(self, key: str, token: str, ask: Ask) -> JsonValue:
+        container = _CONTAINER.get()
+        state = current_run(self.name)
+        if container is None or state is None:  # pragma: no cover - waits run in runs
+            raise ConfigurationError("An external event wait started outside a PrefectAgent flow.")
+        fingerprint = hashlib.sha256(f"ask\n{key}".encode()).hexdigest()
+        task = self._ask_task.with_options(task_run_name=f"ask/{key}")
+        stored: str = await task(token, ask, **{FINGERPRINT_PARAMETER: fingerprint, RUN_PARAMETER: state.run_key})
+        data = pydantic_core.from_json(stored)
+        asked = _Asked(data["token"], data["answer"], data["at"])
+        container.asked[state.run_key, key] = asked
+        return asked.answer
+
+    async def wait_for_event(self, key: str, timeout: timedelta | None) -> EventOutcome:
+        """Poll the wait's outcome input until it exists; at the timeout, write the timed-out outcome.
+
+        The flow run stays `RUNNING` (its heartbeat goes on) and its process waits. The timeout counts from when
+        `ask` ran, so a run resumed after an outage longer than it times out at once, unless an answer came
+        during the outage.
+        """
+        container = _CONTAINER.get()
+        state = current_run(self.name)
+        assert container is not None and state is not None
+        asked = container.asked[state.run_key, key]
+        _, address = decode_token(asked.token)
+        flow_run_id, name = UUID(address["flow_run"]), input_key(address["run"], address["key"], "event")
+        deadline = None if timeout is None else asked.at + timeout.total_seconds()
+        async with get_client() as client:
+            while True:
+                value = await read_input(client, flow_run_id, name)
+                if value is not None:
+                    return EventOutcome.from_json(value)
+                if deadline is not None and time.time() >= deadline:
+                    outcome = timed_out(timeout)
+                    # An answer written since the last read wins over the timeout.
+                    if await write_input(client, flow_run_id, name, outcome.to_json()):
+                        return outcome
+                    continue
+                pause = self._event_poll_seconds
+                await asyncio.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.time())))
 
     def _model_identity(self, model_id: str | None) -> str:
         """The name of the model a model id resolves to, without building it (models are built only in units)."""
