@@ -32,7 +32,7 @@ async def ask(ctx: RunContext[None], requests: DeferredToolRequests, token: str)
 
 
 # TestModel needs no API key: it calls every tool once, then answers with what they returned.
-agent = Agent(TestModel(), name="janitor", capabilities=[RequestInput(ask)])
+agent = Agent(TestModel(), name="janitor", deps_type=type(None), capabilities=[RequestInput(ask)])
 
 
 @agent.tool_plain(requires_approval=True)
@@ -56,8 +56,7 @@ async def main() -> None:
         sys.exit(f"the run ended without asking: {run.result().output!r}")
     # In an application, another process answers, e.g. a web endpoint that got the token.
     token, requests = asked.result()
-    approvals = {call.tool_call_id: True for call in requests.approvals}
-    decision = DeferredToolResults(approvals=approvals)
+    decision = DeferredToolResults(approvals={call.tool_call_id: True for call in requests.approvals})
     print("delivered:", await resolve_external_event(token, decision))
     print("second answer delivered:", await resolve_external_event(token, decision))
     result = await run
