@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,9 +16,13 @@ from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.usage import UsageLimits
 
 from durable_agents.dbos import DBOSAgent
+from durable_agents.testing import CRASH_ENV
+from durable_agents.testing._crash import CRASH_EXIT_CODE
 from tests.parity.delegation_app import CALLS_ENV, EXPECTED, PROMPT, build
 
 pytestmark = pytest.mark.dbos
+
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
@@ -65,3 +74,34 @@ async def test_a_usage_limit_exceeded_in_the_delegate_fails_the_run_once(
     assert child.status == "ERROR"
     [parent] = await DBOS.list_workflows_async(workflow_ids=["trip-2"])
     assert parent.status == "ERROR"
+
+
+@pytest.mark.slow
+async def test_a_crash_in_the_delegates_second_tool_resumes_without_resending_model_requests(
+    sqlite_url: str, tmp_path: Path, calls: Path
+) -> None:
+    bare_booking, _ = build(None)
+    bare = await bare_booking.run(PROMPT)
+    calls.unlink()
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    app = [sys.executable, str(Path(__file__).with_name("delegation_crash_app.py"))]
+    crashed = subprocess.run(
+        [*app, "run", sqlite_url, "trip-3"],
+        env={**env, CRASH_ENV: "search_agent.toolset.agent.call/find@2"},
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+    assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
+    assert calls.read_text().splitlines() == ["booking:0", "search:0", "search:1"]
+    resumed = subprocess.run(
+        [*app, "resume", sqlite_url, "trip-3"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    out = json.loads(resumed.stdout.splitlines()[-1])
+    assert out["output"] == bare.output == EXPECTED
+    assert out["usage"] == dataclasses.asdict(bare.usage)
+    # Every model request of parent and child was sent once: none completed before the crash was sent again.
+    assert calls.read_text().splitlines() == ["booking:0", "search:0", "search:1", "search:2", "booking:1"]
