@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -12,14 +16,19 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from durable_agents.temporal import DurableAgentsPlugin
+from durable_agents.testing import CRASH_ENV
+from durable_agents.testing._crash import CRASH_EXIT_CODE
 from tests.parity.delegation_app import CALLS_ENV, EXPECTED, PROMPT, build
 
 from .delegation_workflows import BOOKING, BookingWorkflow
 
 pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -75,3 +84,56 @@ async def test_a_usage_limit_exceeded_in_the_delegate_fails_the_run_once(
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "UsageLimitExceeded", cause
     assert calls.read_text().splitlines() == ["booking:0", "search:0"]
+
+
+def _start_worker(address: str, queue: str, calls: Path, crash: str | None) -> subprocess.Popen[str]:
+    env = {**os.environ, CALLS_ENV: str(calls), "PYTHONPATH": str(ROOT)}
+    env.pop(CRASH_ENV, None)
+    if crash:
+        env[CRASH_ENV] = crash
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.temporal.delegation_worker", address, queue],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_in_the_delegates_second_tool_resumes_without_resending_model_requests(
+    temporal_env: WorkflowEnvironment, client: Client, calls: Path
+) -> None:
+    bare_booking, _ = build(None)
+    bare = await bare_booking.run(PROMPT)
+    calls.unlink()
+    address = temporal_env.client.service_client.config.target_host
+    queue = f"crash-{uuid.uuid4().hex[:8]}"
+    first = _start_worker(address, queue, calls, crash="search_agent.toolset.agent.call/find@2")
+    second: subprocess.Popen[str] | None = None
+    try:
+        handle = await client.start_workflow(
+            BookingWorkflow.run,
+            id=f"trip-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+            execution_timeout=timedelta(seconds=90),
+        )
+        assert await asyncio.to_thread(first.wait, 60) == CRASH_EXIT_CODE
+        assert calls.read_text().splitlines() == ["booking:0", "search:0", "search:1"]
+        second = _start_worker(address, queue, calls, crash=None)
+        result = await asyncio.wait_for(handle.result(), 80)
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                assert proc.stdout is not None
+                proc.stdout.close()
+    assert result["output"] == bare.output == EXPECTED
+    assert result["usage"] == dataclasses.asdict(bare.usage)
+    # Every model request of parent and child was sent once: none completed before the crash was sent again.
+    assert calls.read_text().splitlines() == ["booking:0", "search:0", "search:1", "search:2", "booking:1"]
