@@ -105,3 +105,20 @@ async def test_a_crash_in_the_delegates_second_tool_resumes_without_resending_mo
     assert out["usage"] == dataclasses.asdict(bare.usage)
     # Every model request of parent and child was sent once: none completed before the crash was sent again.
     assert calls.read_text().splitlines() == ["booking:0", "search:0", "search:1", "search:2", "booking:1"]
+
+
+@pytest.mark.slow
+def test_the_delegation_example_runs(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in (CRASH_ENV, "DBOS_SYSTEM_DATABASE_URL")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "delegation.py")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Booked: AK Air SFO-ANC 09:15" in done.stdout
+    assert "usage: 5 requests, 3 tool calls" in done.stdout
