@@ -3,7 +3,8 @@
 `build(wrap)` builds both agents and wraps each with `wrap` (a durable agent class, or `None` for the bare
 agents); the booking agent's tool calls the wrapped search agent with `usage=ctx.usage`, as in pydantic-ai's
 example. The search agent calls its tool `find` twice (one model response each), then answers; the booking agent
-calls `search_flights` once, then answers with what the search found.
+calls `search_flights` once, then answers with what the search found. `find` records 1000 input tokens of its own
+on `ctx.usage`, so the total usage shows whether what tools record is carried back from their units.
 
 Models count their requests in the file named by the environment variable `DELEGATION_CALLS` (if set), one line
 per request: `<agent>:<n>`, where n is the number of tool results the request carries, so a request sent again is
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.usage import RunUsage
 
 CALLS_ENV = "DELEGATION_CALLS"
 PROMPT = "Book me a flight to ANC"
@@ -62,8 +64,10 @@ def build(wrap: Callable[[Agent[Any, str]], Any] | None) -> tuple[Any, Any]:
     """The booking agent and the search agent, each wrapped with `wrap` (bare when it is `None`)."""
     search_agent = Agent(FunctionModel(search_model), name="search_agent")
 
-    @search_agent.tool_plain
-    def find(i: int) -> str:
+    @search_agent.tool
+    def find(ctx: RunContext[None], i: int) -> str:
+        # Usage a plain tool records (a paid lookup, say) is carried back from its unit into the run's usage.
+        ctx.usage.incr(RunUsage(input_tokens=1000))
         return f"r{i}"
 
     search = search_agent if wrap is None else wrap(search_agent)
