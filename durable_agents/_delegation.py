@@ -58,7 +58,11 @@ def referenced_agents(function: Any, engine: str) -> list[DurableAgent[Any, Any]
         if id(value) in seen:
             return
         seen.add(id(value))
-        if isinstance(value, DurableAgent):
+        try:
+            is_agent = isinstance(value, DurableAgent)
+        except Exception:  # a proxy that cannot answer (Temporal's sandbox restricts some modules' objects)
+            return
+        if is_agent:
             agent = cast(DurableAgent[Any, Any], value)
             if agent.engine == engine and agent not in found:
                 found.append(agent)
