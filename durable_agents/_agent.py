@@ -80,6 +80,7 @@ from pydantic_ai.workspaces import WorkspaceBackend, WorkspaceRef
 from ._codec import DepsCodec, check_size
 from ._config import UnitConfigs
 from ._context import check_carried
+from ._delegation import referenced_agents, with_usage_back
 from ._engine import EngineCapabilities
 from ._events import collect_events, events_unit_body
 from ._external import EventOutcome, RunWaiter
@@ -243,6 +244,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             unit_configs.for_events(),
         )
         self._leaves: dict[str, DurableToolset] = {}
+        self._delegating: dict[tuple[int, str], bool] = {}
         self._toolsets: list[AbstractToolset[Any]] = [ts.visit_and_replace(self._wrap_leaf) for ts in wrapped.toolsets]
         self._check_tool_opt_outs()
 
@@ -451,6 +453,33 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     async def wait_for_event(self, key: str, timeout: timedelta | None) -> EventOutcome:
         """Wait durably for the outcome of wait `key`, delivered by `deliver_event`; record it for replays."""
         raise UnsupportedCapabilityError(f"The {self.engine} engine cannot wait for external events.")
+
+    def delegates(self, toolset: AbstractToolset[Any], tool_name: str) -> bool:
+        """Whether a function tool runs a durable agent of this engine, and so runs inline in the container.
+
+        Its delegate's run then is a child container of this run (see `_delegation.py`). Decided at the tool's first
+        call, when every agent its module defines exists, and kept.
+        """
+        key = (id(toolset), tool_name)
+        known = self._delegating.get(key)
+        if known is None:
+            tool = toolset.tools.get(tool_name) if isinstance(toolset, FunctionToolset) else None
+            known = tool is not None and bool(referenced_agents(tool.function, self.engine))
+            self._delegating[key] = known
+        return known
+
+    def sub_agents(self) -> list[DurableAgent[Any, Any]]:
+        """The durable agents of this engine that this agent's function tools run (see `_delegation.py`).
+
+        Known once every agent the tools' modules define exists; engines that register agents' containers on
+        workers (Temporal) call it when a worker starts.
+        """
+        found: list[DurableAgent[Any, Any]] = []
+        for leaf in self._leaves.values():
+            if isinstance(leaf.wrapped, FunctionToolset):
+                for tool in leaf.wrapped.tools.values():
+                    found.extend(a for a in referenced_agents(tool.function, self.engine) if a not in found)
+        return found
 
     async def call_inline_tool(self, tool_name: str, call: Awaitable[Any]) -> Any:
         """Await a call of a tool that opted out of its unit and runs in the container itself.
@@ -704,7 +733,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         # Before the engine records a run; the container checks again (with the engine's payload limit), since
         # deployments and recovered runs start there.
         check_run_inputs(self._name, user_prompt, kwargs.get("message_history"), None)
-        return await self.run_outside_container(user_prompt, **kwargs)
+        # The engine may run it in a container of its own (a sub-agent's child container), with a copy of `usage=`.
+        return await with_usage_back(kwargs, lambda kw: self.run_outside_container(user_prompt, **kw))
 
     async def run_in_container(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
         """The durable run: the agent graph here, every I/O operation in a unit. Engine adapters call it in a container.

@@ -11,7 +11,7 @@ from pydantic_ai.toolsets import ToolsetTool
 
 from ._history import MessageLog
 
-__all__ = ["CURRENT_RUN", "RunState", "current_run"]
+__all__ = ["CURRENT_RUN", "RunState", "current_run", "parent_run"]
 
 
 @dataclass
@@ -52,5 +52,13 @@ def current_run(agent_name: str) -> RunState | None:
     """The run of `agent_name` in progress in this context, if any."""
     state = CURRENT_RUN.get()
     if state is not None and state.agent_name == agent_name:
+        return state
+    return None
+
+
+def parent_run(agent_name: str) -> RunState | None:
+    """The run of another agent in progress in this context (whose tool is running `agent_name`), if any."""
+    state = CURRENT_RUN.get()
+    if state is not None and state.agent_name != agent_name:
         return state
     return None

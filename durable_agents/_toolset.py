@@ -6,7 +6,8 @@ container by a [`DurableToolset`][durable_agents._toolset.DurableToolset]:
 
 - a *static* leaf (a `FunctionToolset`, including the agent's own `@agent.tool`s) lists its tools
   in the container, since that is pure code; each call runs as a tool unit, unless the tool
-  opted out (`None` in the per-tool config), in which case it runs inline;
+  opted out (`None` in the per-tool config) or runs a sub-agent of the same engine (see
+  `_delegation.py`), in which case it runs inline;
 - an *I/O* leaf (an MCP server, a dynamic `@agent.toolset`, any other toolset) is listed in a
   listing unit, when pydantic-ai would list it: at every run step for a dynamic toolset (it may
   offer other tools after a step), once per run for the others; each call runs as a tool unit that
@@ -156,7 +157,7 @@ class DurableToolset(WrapperToolset[Any]):
         config = self.owner.unit_configs.for_tool(self.toolset_id, name)
         if state is None:
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
-        if config is None and self.static:
+        if self.static and (config is None or self.owner.delegates(self.wrapped, name)):
             return await self.owner.call_inline_tool(name, self.wrapped.call_tool(name, tool_args, ctx, tool))
         label = f"{self.call_unit.name}/{name}"
         deps = _deps_now(self.owner, state, ctx)

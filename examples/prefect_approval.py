@@ -56,7 +56,9 @@ async def main() -> None:
         sys.exit(f"the run ended without asking: {run.result().output!r}")
     # In an application, another process answers, e.g. a web endpoint that got the token.
     token, requests = asked.result()
-    decision = DeferredToolResults(approvals={call.tool_call_id: True for call in requests.approvals})
+    decision = DeferredToolResults(
+        approvals={call.tool_call_id: True for call in requests.approvals}
+    )
     print("delivered:", await resolve_external_event(token, decision))
     print("second answer delivered:", await resolve_external_event(token, decision))
     result = await run

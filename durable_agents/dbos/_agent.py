@@ -21,6 +21,7 @@ from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionTools
 
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, check_layer, config_keys
+from .._delegation import with_usage_back
 from .._engine import DBOS_CAPABILITIES
 from .._inputs import check_run_inputs
 from .._live import LiveEvents
@@ -246,12 +247,14 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if DBOS.step_id is not None:
             raise ContainerUsageError(
                 f"DBOSAgent {self.name!r} was run inside a DBOS step (for example from a tool of another durable "
-                "agent), and DBOS cannot start a workflow from a step. Fix: run the calling tool in the workflow "
-                "instead of a step, with `tool_step_configs={'<tool name>': None}` on the calling agent; the "
-                "sub-agent's run then is a durable child workflow with its own steps."
+                "agent that does not refer to it by name), and DBOS cannot start a workflow from a step. Fix: run "
+                "the calling tool in the workflow instead of a step, with `tool_step_configs={'<tool name>': None}` "
+                "on the calling agent; the sub-agent's run then is a durable child workflow with its own steps."
             )
         check_run_inputs(self.name, user_prompt, kwargs.get("message_history"), None)
-        return await self.run_outside_container(user_prompt, **kwargs)
+        # Inside a workflow (a sub-agent run from a tool of another agent) this is a child workflow, whose id DBOS
+        # derives from the parent's; it gets a copy of `usage=` and its usage is added to the caller's.
+        return await with_usage_back(kwargs, lambda kw: self.run_outside_container(user_prompt, **kw))
 
     async def run_outside_container(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
         """Start the agent's DBOS workflow (the workflow of id `run_id`, if given) and wait for its result."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import timedelta
@@ -26,12 +27,14 @@ from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
+from .._delegation import with_usage_back
 from .._engine import TEMPORAL_CAPABILITIES
 from .._live import LiveEvents
 from .._policy import MAX_RETRY_AFTER, classify
-from .._run import CURRENT_RUN
+from .._run import CURRENT_RUN, parent_run
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError, UnitNotRegisteredError
+from ._child import agent_workflow, run_child
 from ._continue import HistoryLimit, HistoryLimitReached
 from ._defaults import check_values, with_defaults
 from ._heartbeat import heartbeating
@@ -188,6 +191,22 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
 
     def in_container(self) -> bool:
         return workflow.in_workflow()
+
+    async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """As `DurableAgent.run`; called by a tool of another agent's run in a workflow, a child workflow.
+
+        The sub-agent's run is a workflow of type `<agent>.run` (registered by the plugin), its usage is added to
+        the `usage=` it was given, and an error of ours or pydantic-ai's that fails it fails the caller the same.
+        """
+        if workflow.in_workflow() and parent_run(self.name) is not None:
+            kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            return await with_usage_back(kwargs, functools.partial(run_child, self, user_prompt))
+        return await super().run(user_prompt, **kwargs)
+
+    @property
+    def temporal_workflow(self) -> type:
+        """The workflow of this agent's runs as a sub-agent (type `<agent>.run`), for `Worker(workflows=...)`."""
+        return agent_workflow(self)
 
     def new_run_key(self) -> str:
         info = workflow.info()

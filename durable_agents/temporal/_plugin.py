@@ -187,10 +187,13 @@ class DurableAgentsPlugin(SimplePlugin):
         config = super().configure_worker(config)
         # temporalio types activities as callables of unknown signature, hence the ignores.
         workflows: Sequence[type] = config.get("workflows") or ()  # pyright: ignore[reportUnknownMemberType]
-        agents = [*self.agents, *_declared_agents(workflows)]
+        agents = _with_sub_agents([*self.agents, *_declared_agents(workflows)])
         if agents:
             existing: Sequence[Callable[..., Any]] = config.get("activities") or ()  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
             config["activities"] = _add_activities(existing, agents)
+            if workflows:
+                # A worker that runs workflows also runs the agents' own workflows: their runs as sub-agents.
+                config["workflows"] = _add_workflows(workflows, agents)
         return config
 
 
@@ -206,6 +209,26 @@ def _declared_agents(workflows: Sequence[type]) -> list[TemporalAgent[Any, Any]]
                 )
             agents.append(agent)  # pyright: ignore[reportUnknownArgumentType]
     return agents
+
+
+def _with_sub_agents(agents: Sequence[TemporalAgent[Any, Any]]) -> list[TemporalAgent[Any, Any]]:
+    """The agents and, recursively, the sub-agents their tools run (see `durable_agents._delegation`)."""
+    found = list(agents)
+    for agent in found:  # grows while iterating: sub-agents of sub-agents
+        found.extend(sub for sub in agent.sub_agents() if sub not in found and isinstance(sub, TemporalAgent))
+    return found
+
+
+def _add_workflows(existing: Sequence[type], agents: Sequence[TemporalAgent[Any, Any]]) -> list[type]:
+    workflows = list(existing)
+    names: set[str] = set()
+    for agent in agents:
+        if agent.name not in names:
+            names.add(agent.name)
+            workflow_class = agent.temporal_workflow
+            if workflow_class not in workflows:
+                workflows.append(workflow_class)
+    return workflows
 
 
 def _add_activities(

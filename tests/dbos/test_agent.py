@@ -420,21 +420,32 @@ async def test_step_config_layering(launch_sqlite: Launch) -> None:
 
 async def test_sub_agent_in_a_tool_is_a_child_workflow_when_the_tool_runs_in_the_workflow(launch: Launch) -> None:
     sub = DBOSAgent(Agent(tool_loop_model(0, final="sub answer"), name="sub"))
+    hidden = {"sub": sub}  # a tool that reaches the sub-agent through a dict is not seen to delegate
 
-    def build(name: str) -> Agent[None, str]:
+    def build(name: str, *, by_name: bool) -> Agent[None, str]:
         agent = Agent(tool_loop_model(1, tool_name="delegate"), name=name)
 
-        @agent.tool_plain
-        async def delegate(i: int) -> str:
-            return (await sub.run("question")).output
+        if by_name:
+
+            @agent.tool_plain
+            async def delegate(i: int) -> str:  # pyright: ignore[reportRedeclaration]
+                return (await sub.run("question")).output
+
+        else:
+
+            @agent.tool_plain
+            async def delegate(i: int) -> str:
+                return (await hidden["sub"].run("question")).output
 
         return agent
 
-    in_step = DBOSAgent(build("in_step"))
-    in_workflow = DBOSAgent(build("in_workflow"), tool_step_configs={"delegate": None})
+    in_step = DBOSAgent(build("in_step", by_name=False))
+    marked = DBOSAgent(build("marked", by_name=False), tool_step_configs={"delegate": None})
+    in_workflow = DBOSAgent(build("in_workflow", by_name=True))
     launch()
     with pytest.raises(ContainerUsageError, match="tool_step_configs"):
         await in_step.run("go")
+    assert (await marked.run("go")).output == "done: sub answer"
     with SetWorkflowID("delegating-run"):
         assert (await in_workflow.run("go")).output == "done: sub answer"
     steps = await DBOS.list_workflow_steps_async("delegating-run")
