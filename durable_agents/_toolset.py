@@ -30,13 +30,16 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import pydantic
 import pydantic_core
+from pydantic import JsonValue
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed, UserError
+from pydantic_ai.external_events import ExternalEventWaiter, external_event_scope
 from pydantic_ai.messages import InstructionPart, ModelResponse, ToolCallPart
 from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import AbstractToolset, DynamicToolset, FunctionToolset, ToolsetTool, WrapperToolset
 from pydantic_ai.usage import RunUsage
 from pydantic_core import core_schema
 
+from ._approvals import check_bound_approval
 from ._codec import USAGE_TA, return_outcome, return_value
 from ._context import restore_ctx, snapshot_ctx
 from ._errors import error_outcome, rebuild_error
@@ -59,7 +62,7 @@ from ._observers import UnitEvent, notify
 from ._policy import is_fatal
 from ._run import RunState, current_run
 from ._units import Unit, UnitKind
-from .exceptions import ConfigurationError, PayloadTooLargeError, ProtocolError, SerializationError
+from .exceptions import ConfigurationError, PayloadTooLargeError, ProtocolError, SerializationError, WaitInUnitError
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -154,6 +157,7 @@ class DurableToolset(WrapperToolset[Any]):
         state = self._state()
         assert self.owner is not None and self.call_unit is not None
         config = self.owner.unit_configs.for_tool(self.toolset_id, name)
+        check_bound_approval(ctx)
         if state is None:
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
         if config is None and self.static:
@@ -379,7 +383,29 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
         raise
 
 
+class _RefusingWaiter(ExternalEventWaiter):
+    """The waiter inside a tool unit: a unit cannot wait durably, so a wait there fails the run with the fix."""
+
+    def __init__(self, tool_name: str) -> None:
+        self._tool_name = tool_name
+
+    async def wait(self, name: str, *, ask: Any, timeout: Any) -> JsonValue:
+        raise WaitInUnitError(
+            f"Tool {self._tool_name!r} called `wait_for_external_event({name!r})` inside its tool unit, where no "
+            "wait can be recorded (the engine records only the unit's result, and may run it in another process). "
+            f"Fix: run the tool inline in the container: give it `None` in the wrapper's per-tool configs "
+            f"(`{{{self._tool_name!r}: None}}` as `tool_step_configs` on DBOS, `tool_activity_config` on Temporal, "
+            "`tool_unit_configs` on the local engine), or mark it `requires_approval=True` and let the "
+            "`RequestInput` capability wait for the decision."
+        )
+
+
 async def _call_tool(leaf: DurableToolset, ctx: RunContext[Any], unit_input: ToolInput) -> ToolOutcome:
+    with external_event_scope(_RefusingWaiter(unit_input.tool)):
+        return await _call_real_tool(leaf, ctx, unit_input)
+
+
+async def _call_real_tool(leaf: DurableToolset, ctx: RunContext[Any], unit_input: ToolInput) -> ToolOutcome:
     async with _real_toolset(leaf.wrapped, ctx, leaf.static, leaf.toolset_id) as toolset:
         tools = await toolset.get_tools(ctx)
         tool = tools.get(unit_input.tool)

@@ -17,21 +17,14 @@ from durable_agents import fail_external_event, resolve_external_event
 from durable_agents._external import decode_token, encode_token
 from durable_agents.exceptions import EventTokenError
 from durable_agents.local import LocalAgent
+from tests.core.test_approvals import delete_agent
 
 
 def _approval_agent(name: str, asked: list[tuple[str, DeferredToolRequests]], *, timeout: timedelta | None = None):
     async def ask(ctx: RunContext[None], requests: DeferredToolRequests, token: str) -> None:
         asked.append((token, requests))
 
-    agent = Agent(TestModel(), name=name, capabilities=[RequestInput(ask, timeout=timeout)])
-    ran: list[str] = []
-
-    @agent.tool_plain(requires_approval=True)
-    def delete(path: str) -> str:
-        ran.append(path)
-        return f"deleted {path}"
-
-    return LocalAgent(agent), ran
+    return delete_agent(name, capabilities=[RequestInput(ask, timeout=timeout)])
 
 
 async def _token(asked: list[tuple[str, DeferredToolRequests]]) -> tuple[str, DeferredToolRequests]:
