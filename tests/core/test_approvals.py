@@ -33,6 +33,21 @@ def delete_agent(name: str, **agent_kwargs: Any) -> tuple[LocalAgent[None, Any],
     return LocalAgent(agent), ran
 
 
+def asking_agent(name: str) -> tuple[Agent[None, str], list[str], list[str]]:
+    """An agent whose tool `ask_human` waits for a person's answer: the agent, the tokens and the tool's calls."""
+    agent = Agent(TestModel(), name=name)
+    tokens: list[str] = []
+    calls: list[str] = []
+
+    @agent.tool_plain
+    async def ask_human(question: str) -> str:
+        calls.append(question)
+        answer = await wait_for_external_event("human", ask=tokens.append)
+        return f"human said {answer}"
+
+    return agent, tokens, calls
+
+
 def _deferred_agent(name: str) -> tuple[LocalAgent[None, Any], list[str]]:
     return delete_agent(name, output_type=[str, DeferredToolRequests])
 
@@ -104,14 +119,7 @@ async def test_an_in_run_approval_for_other_arguments_is_refused() -> None:
 
 
 async def test_a_wait_inside_a_tool_unit_fails_the_run_with_the_fix_and_is_not_retried() -> None:
-    agent = Agent(TestModel(), name="wait_in_unit")
-    calls: list[str] = []
-
-    @agent.tool_plain
-    async def ask_human(question: str) -> str:
-        calls.append(question)
-        return str(await wait_for_external_event("human", ask=lambda token: None))
-
+    agent, _, calls = asking_agent("wait_in_unit")
     wrapper = LocalAgent(agent, unit_config={"max_attempts": 3})
     with pytest.raises(WaitInUnitError, match="inline") as error:
         await asyncio.wait_for(wrapper.run("go"), 10)
