@@ -219,7 +219,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
 
     def event_address(self, key: str) -> dict[str, str]:
         """The workflow and the `DBOS.recv` topic of wait `key` (see `durable_agents.dbos._external`)."""
-        return {"workflow": self._workflow_id(), "topic": self._topic(key)}
+        return {"workflow": self._workflow_id(), "topic": self._topic(key), "key": key}
 
     async def ask_in_unit(self, key: str, token: str, ask: Callable[[str], Awaitable[JsonValue]]) -> JsonValue:
         """Mark the wait as begun (a workflow event), then call `ask` in a step named `<agent>.ask/<key>`."""

@@ -1,7 +1,7 @@
 """External events on DBOS: a wait is `DBOS.recv` on a topic of the run's workflow, an answer `DBOS.send`.
 
 A wait's topic is `da.<agent>.<n>.<key>` (`n` numbers the agent runs of the workflow, `key` the run's waits),
-and the token's address is `{"workflow": <workflow id>, "topic": <topic>}`. The workflow keeps the wait's
+and the token's address is `{"workflow": <workflow id>, "topic": <topic>, "key": <key>}`. The workflow keeps the wait's
 state in a DBOS workflow event under the topic's name: `"waiting"` from just before `ask` runs (so a token
 `ask` hands out always names a wait that exists), `"done"` once the wait has its outcome (received, timed
 out, or answered by `ask` itself). [`deliver_event`][durable_agents.dbos._external.deliver_event] reads that

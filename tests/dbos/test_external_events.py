@@ -210,3 +210,16 @@ async def test_an_approved_tool_runs_once_across_a_crash_right_after_the_approva
     assert lines(tmp_path / "tool_calls") == ["a"]
     assert len(lines(tmp_path / "asks")) == 1
     assert json.loads(REQUESTS.dump_json(requests))["approvals"][0]["args"] == {"path": "a"}
+
+
+@pytest.mark.slow
+def test_the_human_approval_example_prints_what_the_dbos_page_says(tmp_path: Path) -> None:
+    example = ROOT / "examples" / "human_approval.py"
+    page = (ROOT / "docs" / "dbos.md").read_text()
+    shown = page[page.index("# not run: the output of the example above\n") :].split("```")[0].splitlines()[1:]
+    env = {k: v for k, v in os.environ.items() if k != "DBOS_SYSTEM_DATABASE_URL"}  # a SQLite file of its own
+    proc = subprocess.run(
+        [sys.executable, str(example)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == shown
