@@ -164,9 +164,10 @@ class DurableToolset(WrapperToolset[Any]):
             return await self.owner.call_inline_tool(name, self.wrapped.call_tool(name, tool_args, ctx, tool))
         label = f"{self.call_unit.name}/{name}"
         deps = _deps_now(self.owner, state, ctx)
-        unit_input = ToolInput(
-            tool=name, args=_model_args(ctx, tool_args), model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps
-        )
+        args = _model_args(ctx, tool_args)
+        if ctx.tool_call_approved:
+            args = _approved_args(ctx, tool, args, tool_args)
+        unit_input = ToolInput(tool=name, args=args, model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps)
         payload = _encode_input(unit_input, f"the arguments of tool {name!r}")
         outcome = decode_outcome(await self.owner.call_unit(self.call_unit, payload, label=label, config=config))
         usage = getattr(outcome, "usage", None)
@@ -256,6 +257,25 @@ def _model_args(ctx: RunContext[Any], validated: dict[str, Any]) -> dict[str, An
                         return validated
             break
     return validated
+
+
+def _approved_args(
+    ctx: RunContext[Any], tool: ToolsetTool[Any], model_args: dict[str, Any], validated: dict[str, Any]
+) -> dict[str, Any]:
+    """The arguments an approved call runs with: the approver's `override_args` when given, else the model's.
+
+    pydantic-ai validates the override instead of the model's arguments; the unit gets its JSON form then.
+    """
+    try:
+        as_the_model_sent = tool.args_validator.validate_python(model_args, context=ctx.validation_context)
+    except pydantic.ValidationError:
+        as_the_model_sent = None
+    if as_the_model_sent == validated:
+        return model_args
+    try:
+        return pydantic_core.to_jsonable_python(validated)
+    except pydantic_core.PydanticSerializationError:
+        return validated  # refused with the fix when the unit input is encoded
 
 
 def _encode_input(unit_input: ToolInput | ListInput, what: str) -> bytes:

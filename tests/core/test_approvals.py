@@ -12,7 +12,7 @@ from pydantic_ai.capabilities import RequestInput
 from pydantic_ai.external_events import wait_for_external_event
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.test import TestModel
-from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolApproved
 
 from durable_agents import approve, resolve_external_event
 from durable_agents._approvals import APPROVAL_DIGEST_KEY, call_digest
@@ -87,6 +87,16 @@ async def test_a_deferred_approval_is_refused_when_the_history_changed_the_argum
 
     done = await wrapper.run(message_history=first.all_messages(), deferred_tool_results=results)
     assert ran == ["a"] and "deleted a" in str(done.output)
+
+
+async def test_an_approval_that_overrides_the_arguments_runs_the_tool_with_the_override() -> None:
+    wrapper, ran = _deferred_agent("approve_override")
+    first = await wrapper.run("go")
+    assert isinstance(first.output, DeferredToolRequests)
+    (call,) = first.output.approvals
+    decision = approve(first.output, {call.tool_call_id: ToolApproved(override_args={"path": "b"})})
+    await wrapper.run(message_history=first.all_messages(), deferred_tool_results=decision)
+    assert ran == ["b"]  # as in a bare run: the approver's arguments, not the model's
 
 
 async def test_an_unbound_approval_keeps_working_as_before() -> None:
