@@ -16,7 +16,7 @@ DurableAgentsError
 │   ├── UnsupportedCapabilityError  the engine cannot do what was asked of it
 │   ├── UnregisteredModelError    a model instance not registered with `models=`, in a container
 │   ├── ContainerUsageError       a method that cannot work inside a container was called in one
-│   │   └── WaitInUnitError       a unit's code (a tool in its tool unit) began a wait for an external event
+│   │   └── WaitInUnitError       a tool in its unit began a wait for an external event
 │   ├── UnitNotRegisteredError    no worker ran a unit: none that polls its queue registers it
 │   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
 │   ├── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
@@ -33,7 +33,7 @@ DurableAgentsError
 │   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
 │   └── ProtocolError             a unit payload of an unknown version, or no frame
 ├── EventTokenError               an external event token is malformed, or names no waiting run
-├── ApprovalMismatchError         an approved tool call differs from the call its approval was bound to
+├── ApprovalMismatchError         an approved tool call is not the call that was approved
 ├── HistoryUnavailableError       the unit side could not obtain the run's message history
 ├── ReplayDivergenceError         new workflow code does not replay a recorded run (a deploy check)
 └── UnitFailedError               a unit failed for good, with the original error's type and message

@@ -1,12 +1,13 @@
 """A DBOS run that waits for a person to approve a tool call, then goes on with the decision.
 
-`RequestInput` hands the pending call and a token to `ask`, which would post them to Slack or a ticket;
-here it hands them to `main`, which approves with `durable_agents.approve` (bound to the call's arguments)
-and sends the decision with `resolve_external_event`, as an approval endpoint in another process would
-(with `system_database_url=`). The wait is a DBOS message: the run survives a restart while it waits.
+`RequestInput` hands the pending call and a token to `ask`, which would post them to Slack or
+a ticket; here it hands them to `main`, which approves with `durable_agents.approve` (bound to
+the call's arguments) and sends the decision with `resolve_external_event`, as an approval
+endpoint in another process would (with `system_database_url=`). The wait is a DBOS message:
+the run survives a restart while it waits.
 
-Key-free (a scripted model). DBOS uses `DBOS_SYSTEM_DATABASE_URL`, or a SQLite file in a temp directory.
-Run: `python examples/human_approval.py`.
+Key-free (a scripted model). DBOS uses `DBOS_SYSTEM_DATABASE_URL`, or a SQLite file in a temp
+directory. Run: `python examples/human_approval.py`.
 """
 
 import asyncio
@@ -30,9 +31,7 @@ pending: asyncio.Queue[tuple[str, DeferredToolRequests]] = asyncio.Queue()
 
 def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """Asks to delete a file, then reports what the tool said."""
-    returns = [
-        p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)
-    ]
+    returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
     if not returns:
         return ModelResponse(parts=[ToolCallPart("delete_file", {"path": "old-report.txt"})])
     return ModelResponse(parts=[TextPart(f"Done: {returns[-1].content}")])
@@ -43,7 +42,9 @@ async def ask(ctx: RunContext[None], requests: DeferredToolRequests, token: str)
     await pending.put((token, requests))
 
 
-agent = Agent(FunctionModel(model), name="janitor", capabilities=[RequestInput(ask)])
+agent = Agent(
+    FunctionModel(model), name="janitor", deps_type=type(None), capabilities=[RequestInput(ask)]
+)
 
 
 @agent.tool_plain(requires_approval=True)
@@ -70,7 +71,7 @@ async def main() -> None:
     for call in requests.approvals:
         print(f"approval needed: {call.tool_name}({call.args_as_json_str()})")
     print(f"token handed out: {token[:9]}...")
-    # Anywhere, any process: `await resolve_external_event(token, decision, system_database_url=url)`.
+    # From any process: `resolve_external_event(token, decision, system_database_url=url)`.
     print("delivered:", await resolve_external_event(token, approve(requests)))
     print((await run).output)
     print("a second answer is ignored:", not await resolve_external_event(token, approve(requests)))
