@@ -12,6 +12,7 @@ durable_agent = durable(agent, engine="dbos")
 """
 
 from ._agent import DurableAgent, ParallelExecutionMode
+from ._approvals import approve
 from ._config import UnitConfigs
 from ._engine import (
     EngineCapabilities,
@@ -37,6 +38,7 @@ __all__ = [
     "Unit",
     "UnitConfigs",
     "UnitKind",
+    "approve",
     "available_engines",
     "configure",
     "durable",

@@ -31,13 +31,16 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import pydantic
 import pydantic_core
+from pydantic import JsonValue
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed, UserError
+from pydantic_ai.external_events import ExternalEventWaiter, external_event_scope
 from pydantic_ai.messages import InstructionPart, ModelResponse, ToolCallPart
 from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import AbstractToolset, DynamicToolset, FunctionToolset, ToolsetTool, WrapperToolset
 from pydantic_ai.usage import RunUsage
 from pydantic_core import core_schema
 
+from ._approvals import check_bound_approval
 from ._codec import USAGE_TA, return_outcome, return_value
 from ._context import restore_ctx, snapshot_ctx
 from ._errors import error_outcome, rebuild_error
@@ -60,7 +63,7 @@ from ._observers import UnitEvent, notify
 from ._policy import is_fatal
 from ._run import RunState, current_run
 from ._units import Unit, UnitKind
-from .exceptions import ConfigurationError, PayloadTooLargeError, ProtocolError, SerializationError
+from .exceptions import ConfigurationError, PayloadTooLargeError, ProtocolError, SerializationError, WaitInUnitError
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -155,15 +158,17 @@ class DurableToolset(WrapperToolset[Any]):
         state = self._state()
         assert self.owner is not None and self.call_unit is not None
         config = self.owner.unit_configs.for_tool(self.toolset_id, name)
+        check_bound_approval(ctx)
         if state is None:
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
         if self.static and (config is None or self.owner.delegates(self.wrapped, name)):
             return await self.owner.call_inline_tool(name, self.wrapped.call_tool(name, tool_args, ctx, tool))
         label = f"{self.call_unit.name}/{name}"
         deps = _deps_now(self.owner, state, ctx)
-        unit_input = ToolInput(
-            tool=name, args=_model_args(ctx, tool_args), model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps
-        )
+        args = _model_args(ctx, tool_args)
+        if ctx.tool_call_approved:
+            args = _approved_args(ctx, tool, args, tool_args)
+        unit_input = ToolInput(tool=name, args=args, model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps)
         payload = _encode_input(unit_input, f"the arguments of tool {name!r}")
         outcome = decode_outcome(await self.owner.call_unit(self.call_unit, payload, label=label, config=config))
         usage = getattr(outcome, "usage", None)
@@ -253,6 +258,25 @@ def _model_args(ctx: RunContext[Any], validated: dict[str, Any]) -> dict[str, An
                         return validated
             break
     return validated
+
+
+def _approved_args(
+    ctx: RunContext[Any], tool: ToolsetTool[Any], model_args: dict[str, Any], validated: dict[str, Any]
+) -> dict[str, Any]:
+    """The arguments an approved call runs with: the approver's `override_args` when given, else the model's.
+
+    pydantic-ai validates the override instead of the model's arguments; the unit gets its JSON form then.
+    """
+    try:
+        as_the_model_sent = tool.args_validator.validate_python(model_args, context=ctx.validation_context)
+    except pydantic.ValidationError:
+        as_the_model_sent = None
+    if as_the_model_sent == validated:
+        return model_args
+    try:
+        return pydantic_core.to_jsonable_python(validated)
+    except pydantic_core.PydanticSerializationError:
+        return validated  # refused with the fix when the unit input is encoded
 
 
 def _encode_input(unit_input: ToolInput | ListInput, what: str) -> bytes:
@@ -380,7 +404,29 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
         raise
 
 
+class _RefusingWaiter(ExternalEventWaiter):
+    """The waiter inside a tool unit: a unit cannot wait durably, so a wait there fails the run with the fix."""
+
+    def __init__(self, tool_name: str) -> None:
+        self._tool_name = tool_name
+
+    async def wait(self, name: str, *, ask: Any, timeout: Any) -> JsonValue:
+        raise WaitInUnitError(
+            f"Tool {self._tool_name!r} called `wait_for_external_event({name!r})` inside its tool unit, where no "
+            "wait can be recorded (the engine records only the unit's result, and may run it in another process). "
+            f"Fix: run the tool inline in the container: give it `None` in the wrapper's per-tool configs "
+            f"(`{{{self._tool_name!r}: None}}` as `tool_step_configs` on DBOS, `tool_activity_config` on Temporal, "
+            "`tool_unit_configs` on the local engine), or mark it `requires_approval=True` and let the "
+            "`RequestInput` capability wait for the decision."
+        )
+
+
 async def _call_tool(leaf: DurableToolset, ctx: RunContext[Any], unit_input: ToolInput) -> ToolOutcome:
+    with external_event_scope(_RefusingWaiter(unit_input.tool)):
+        return await _call_real_tool(leaf, ctx, unit_input)
+
+
+async def _call_real_tool(leaf: DurableToolset, ctx: RunContext[Any], unit_input: ToolInput) -> ToolOutcome:
     async with _real_toolset(leaf.wrapped, ctx, leaf.static, leaf.toolset_id) as toolset:
         tools = await toolset.get_tools(ctx)
         tool = tools.get(unit_input.tool)

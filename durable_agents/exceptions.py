@@ -16,6 +16,7 @@ DurableAgentsError
 │   ├── UnsupportedCapabilityError  the engine cannot do what was asked of it
 │   ├── UnregisteredModelError    a model instance not registered with `models=`, in a container
 │   ├── ContainerUsageError       a method that cannot work inside a container was called in one
+│   │   └── WaitInUnitError       a tool in its unit began a wait for an external event
 │   ├── UnitNotRegisteredError    no worker ran a unit: none that polls its queue registers it
 │   ├── EngineNotAvailableError   unknown engine name, or its extra is not installed
 │   ├── RegisteredTooLateError    a durable object was created after the engine started (DBOS)
@@ -33,6 +34,7 @@ DurableAgentsError
 │   ├── PayloadTooLargeError      a unit input or output is over the engine's payload limit
 │   └── ProtocolError             a unit payload of an unknown version, or no frame
 ├── EventTokenError               an external event token is malformed, or names no waiting run
+├── ApprovalMismatchError         an approved tool call is not the call that was approved
 ├── HistoryUnavailableError       the unit side could not obtain the run's message history
 ├── ReplayDivergenceError         new workflow code does not replay a recorded run (a deploy check)
 └── UnitFailedError               a unit failed for good, with the original error's type and message
@@ -46,6 +48,7 @@ from typing import Any
 
 __all__ = [
     "AgentNameRequiredError",
+    "ApprovalMismatchError",
     "ConfigurationError",
     "ContainerUsageError",
     "DuplicateAgentNameError",
@@ -76,6 +79,7 @@ __all__ = [
     "UnregisteredModelError",
     "UnserializableDepsError",
     "UnsupportedCapabilityError",
+    "WaitInUnitError",
 ]
 
 
@@ -169,6 +173,14 @@ class UnregisteredModelError(ConfigurationError):
 
 class ContainerUsageError(ConfigurationError):
     """A method that cannot work inside a container (workflow / flow) was called in one."""
+
+
+class WaitInUnitError(ContainerUsageError):
+    """Code running inside a unit (a tool in its tool unit) called `wait_for_external_event`.
+
+    A unit cannot wait durably: its engine records only its result, and may run it in another process. The
+    container waits instead: run the tool inline, or let `RequestInput` ask for the decision.
+    """
 
 
 class UnitNotRegisteredError(ConfigurationError):
@@ -311,6 +323,13 @@ class EventTokenError(DurableAgentsError):
     """An external event token is not one of ours, is damaged, or names a run or wait that does not exist.
 
     Raised by `resolve_external_event` / `fail_external_event` in the process that answers, never inside a run.
+    """
+
+
+class ApprovalMismatchError(DurableAgentsError):
+    """An approved tool call's tool or arguments differ from the call its approval was bound to.
+
+    See [`durable_agents.approve`][durable_agents.approve]: the call is refused and the run fails.
     """
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, cast
 
 from dbos import DBOS, SetWorkflowID
 from dbos import _dbos as dbos_internals  # pyright: ignore[reportPrivateUsage]
 from dbos._core import StepOptions
 from dbos._error import DBOSNonExistentWorkflowError
+from pydantic import JsonValue
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 from pydantic_ai.models import Model
@@ -23,9 +25,11 @@ from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, check_layer, config_keys
 from .._delegation import with_usage_back
 from .._engine import DBOS_CAPABILITIES
+from .._external import EventOutcome, timed_out
 from .._inputs import check_run_inputs
 from .._live import LiveEvents
 from .._policy import is_fatal, pause_before_retry
+from .._run import CURRENT_RUN
 from .._units import Unit
 from ..exceptions import (
     ContainerUsageError,
@@ -35,6 +39,7 @@ from ..exceptions import (
     UnknownRunError,
 )
 from ._config import StepConfig
+from ._external import DONE, WAITING, dbos_launched, state_key
 from ._version import agents_of
 
 __all__ = ["DBOSAgent"]
@@ -47,11 +52,8 @@ LIVE_EVENTS_STREAM = "durable_agents.events"
 # Inside one of our workflows: (workflow id, number of agent runs started so far), for deterministic run keys.
 _RUN_SEQ: ContextVar[tuple[str, list[int]] | None] = ContextVar("durable_agents_dbos_run_seq", default=None)
 
-
-def _dbos_launched() -> bool:
-    # DBOS has no public "is launched" query; its global instance knows.
-    instance = dbos_internals._dbos_global_instance  # pyright: ignore[reportPrivateUsage]
-    return instance is not None and bool(instance._launched)  # pyright: ignore[reportPrivateUsage]
+# How long one `DBOS.recv` of a wait without a timeout lasts; the wait receives again until an answer arrives.
+_RECV_CHUNK_SECONDS = 24 * 3600.0
 
 
 def _is_dbos_function(function: Any) -> bool:
@@ -133,7 +135,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
             live_events: Publish each run's events for [`watch()`][durable_agents.DurableAgent.watch] (by workflow
                 id) in the workflow's DBOS stream `durable_agents.events`.
         """
-        if _dbos_launched():
+        if dbos_launched():
             raise RegisteredTooLateError(
                 f"DBOSAgent for agent {wrapped.name!r} was created after DBOS.launch(). DBOS only recovers workflows "
                 "registered before launch, so this agent's runs could not survive a crash. Fix: create every "
@@ -202,9 +204,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
 
     def new_run_key(self) -> str:
         """`<agent>:<workflow id>:<n>`: the n-th agent run of the workflow, the same when the workflow recovers."""
-        workflow_id = DBOS.workflow_id
-        if workflow_id is None:
-            raise ContainerUsageError("A durable run of a DBOSAgent must run inside its DBOS workflow.")
+        workflow_id = self._workflow_id()
         seq = _RUN_SEQ.get()
         if seq is None or seq[0] != workflow_id:
             seq = (workflow_id, [0])
@@ -241,6 +241,45 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
             raise UnknownRunError(
                 run_id, self.engine, "pass the workflow id of the run (the `run_id=` given to `run()`)"
             ) from exc
+
+    def event_address(self, key: str) -> dict[str, str]:
+        """The workflow and the `DBOS.recv` topic of wait `key` (see `durable_agents.dbos._external`)."""
+        return {"workflow": self._workflow_id(), "topic": self._topic(key), "key": key}
+
+    async def ask_in_unit(self, key: str, token: str, ask: Callable[[str], Awaitable[JsonValue]]) -> JsonValue:
+        """Mark the wait as begun (a workflow event), then call `ask` in a step named `<agent>.ask/<key>`."""
+        topic = self._topic(key)
+        await DBOS.set_event_async(state_key(topic), WAITING)
+        config = self.unit_configs.base
+        options = cast(StepOptions, {**config, "name": f"{self.name}.ask/{key}", "should_retry": _should_retry})
+        step = cast(Callable[[str], Coroutine[Any, Any, JsonValue]], ask)
+        answer = await DBOS.run_step_async(options, step, token)
+        if answer is not None:
+            await DBOS.set_event_async(state_key(topic), DONE)
+        return answer
+
+    async def wait_for_event(self, key: str, timeout: timedelta | None) -> EventOutcome:
+        """`DBOS.recv` on the wait's topic (received again every day while there is no timeout), then mark it done."""
+        topic = self._topic(key)
+        if timeout is None:
+            message = None
+            while message is None:
+                message = await DBOS.recv_async(topic, _RECV_CHUNK_SECONDS)
+        else:
+            message = await DBOS.recv_async(topic, timeout.total_seconds())
+        await DBOS.set_event_async(state_key(topic), DONE)
+        return timed_out(timeout) if message is None else EventOutcome.from_json(message)
+
+    def _workflow_id(self) -> str:
+        workflow_id = DBOS.workflow_id
+        if workflow_id is None:
+            raise ContainerUsageError("A durable run of a DBOSAgent must run inside its DBOS workflow.")
+        return workflow_id
+
+    def _topic(self, key: str) -> str:
+        state = CURRENT_RUN.get()
+        assert state is not None, "the waiter is installed with the run"
+        return f"da.{self.name}.{state.run_key.rsplit(':', 1)[-1]}.{key}"
 
     async def dispatch_run(self, user_prompt: Any, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
         """Start the agent's DBOS workflow, or a child workflow of the calling one (see the class docstring)."""

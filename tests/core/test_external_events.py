@@ -7,31 +7,22 @@ import logging
 from datetime import timedelta
 
 import pytest
-from pydantic_ai import Agent, RunContext
+from pydantic_ai import RunContext
 from pydantic_ai.capabilities import RequestInput
-from pydantic_ai.external_events import wait_for_external_event
-from pydantic_ai.models.test import TestModel
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
 
 from durable_agents import fail_external_event, resolve_external_event
 from durable_agents._external import decode_token, encode_token
 from durable_agents.exceptions import EventTokenError
 from durable_agents.local import LocalAgent
+from tests.core.test_approvals import asking_agent, delete_agent
 
 
 def _approval_agent(name: str, asked: list[tuple[str, DeferredToolRequests]], *, timeout: timedelta | None = None):
     async def ask(ctx: RunContext[None], requests: DeferredToolRequests, token: str) -> None:
         asked.append((token, requests))
 
-    agent = Agent(TestModel(), name=name, capabilities=[RequestInput(ask, timeout=timeout)])
-    ran: list[str] = []
-
-    @agent.tool_plain(requires_approval=True)
-    def delete(path: str) -> str:
-        ran.append(path)
-        return f"deleted {path}"
-
-    return LocalAgent(agent), ran
+    return delete_agent(name, capabilities=[RequestInput(ask, timeout=timeout)])
 
 
 async def _token(asked: list[tuple[str, DeferredToolRequests]]) -> tuple[str, DeferredToolRequests]:
@@ -77,14 +68,7 @@ async def test_a_timed_out_wait_ends_and_a_late_answer_is_ignored() -> None:
 
 
 async def test_wait_for_external_event_in_an_inline_tool_gets_the_answer() -> None:
-    agent = Agent(TestModel(), name="ext_local_tool")
-    tokens: list[str] = []
-
-    @agent.tool_plain
-    async def ask_human(question: str) -> str:
-        answer = await wait_for_external_event("human", ask=tokens.append)
-        return f"human said {answer}"
-
+    agent, tokens, _ = asking_agent("ext_local_tool")
     wrapper = LocalAgent(agent, tool_unit_configs={"ask_human": None})
     run = asyncio.create_task(wrapper.run("go"))
     while not tokens:
