@@ -197,7 +197,9 @@ async def resolve_external_event(token: str, payload: object, **options: Any) ->
         token: The wait's token.
         payload: The answer; for `RequestInput`, a `DeferredToolResults` or its JSON form.
         **options: How to reach the engine, if this process has not set it up: `client=` (a Temporal
-            `Client`) for Temporal; `system_database_url=` for DBOS when DBOS is not launched here.
+            `Client`), else `address=` and `namespace=` (default: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+            else `localhost:7233`, `default`) for Temporal; `system_database_url=` for DBOS when DBOS is not
+            launched here.
 
     Returns:
         `True` if the answer was delivered; `False` if the wait already had an answer (this one is
