@@ -30,7 +30,10 @@ from durable_agents.temporal import DurableAgentsPlugin, TemporalAgent, uses_age
 async def ask(ctx: RunContext[str], requests: DeferredToolRequests, token: str) -> None:
     """Hand the token to whoever decides; runs once, in a local activity (a replay does not ask again)."""
     calls = [call.tool_call_id for call in requests.approvals]
-    Path(ctx.deps, "inbox.json").write_text(json.dumps({"token": token, "calls": calls}))
+    inbox = Path(ctx.deps)
+    draft = inbox / "request.tmp"
+    draft.write_text(json.dumps({"token": token, "calls": calls}))
+    draft.replace(inbox / "inbox.json")  # the request appears whole
 
 
 agent = Agent(TestModel(), name="refunds", deps_type=str, capabilities=[RequestInput(ask)])

@@ -35,6 +35,12 @@ def _note(folder: str, name: str, line: str) -> None:
         f.write(line + "\n")
 
 
+def _publish(folder: str, token: str) -> None:
+    """Write the token where the test reads it, whole: a reader never sees the file half written."""
+    (Path(folder) / "token.tmp").write_text(token)
+    (Path(folder) / "token.tmp").replace(Path(folder) / "token")
+
+
 def _folder(messages: list[ModelMessage]) -> str:
     first = messages[0]
     assert isinstance(first, ModelRequest)
@@ -58,7 +64,7 @@ def _model(tool: str):
 
 async def ask_approval(ctx: RunContext[str], requests: DeferredToolRequests, token: str) -> None:
     _note(ctx.deps, "asked", token)
-    (Path(ctx.deps) / "token").write_text(token)
+    _publish(ctx.deps, token)
 
 
 async def ask_nobody(ctx: RunContext[str], requests: DeferredToolRequests, token: str) -> None:
@@ -92,7 +98,7 @@ async def ask_human(ctx: RunContext[str], path: str) -> str:
 
     async def ask(token: str) -> None:
         _note(folder, "asked", token)
-        (Path(folder) / "token").write_text(token)
+        _publish(folder, token)
 
     answer = await wait_for_external_event("human", ask=ask)
     return f"human said {answer}"

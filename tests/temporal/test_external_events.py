@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from durable_agents import fail_external_event, resolve_external_event
 from durable_agents._external import decode_token, encode_token
@@ -84,6 +84,10 @@ async def test_another_process_answers_the_wait_and_the_run_goes_on_with_it(
     assert _lines(tmp_path, "asked") == [token]
     assert _lines(tmp_path, "ran") == ["a"]
     assert _lines(tmp_path, "model") == ["request", "request"]
+    # The recorded history replays (the update, the ask marker, the memo), and the replay does not ask again.
+    replayer = Replayer(workflows=[ew.EventWorkflow], plugins=[DurableAgentsPlugin()])
+    await replayer.replay_workflow(await handle.fetch_history())
+    assert _lines(tmp_path, "asked") == [token]
 
 
 def _stop(proc: subprocess.Popen[str] | None) -> None:
