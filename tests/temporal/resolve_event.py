@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 from durable_agents import resolve_external_event
@@ -18,3 +19,6 @@ async def main(token: str, payload: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1], sys.argv[2]))
+    # A short-lived process with a temporalio client can abort while the interpreter finalizes, after its work is
+    # done ("PyGILState_Release ... finalizing", temporalio/sdk-python#300): skip the finalization.
+    os._exit(0)
