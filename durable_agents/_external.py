@@ -196,10 +196,12 @@ async def resolve_external_event(token: str, payload: object, **options: Any) ->
     Args:
         token: The wait's token.
         payload: The answer; for `RequestInput`, a `DeferredToolResults` or its JSON form.
-        **options: How to reach the engine, if this process has not set it up: `client=` (a Temporal
-            `Client`) for Temporal; for DBOS when DBOS is not launched here, `system_database_url=` (the
-            application's system database) or `client=` (a `DBOSClient`); `api_url=` (the Prefect API
-            URL) for Prefect, else `PREFECT_API_URL` from Prefect's settings.
+        **options: How to reach the engine, if this process has not set it up.
+            Temporal: `client=` (a Temporal `Client`), else `address=` and `namespace=` (default:
+            `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, else `localhost:7233`, `default`).
+            DBOS, when DBOS is not launched here: `system_database_url=` (the application's system
+            database) or `client=` (a `DBOSClient`).
+            Prefect: `api_url=` (the Prefect API URL), else `PREFECT_API_URL` from Prefect's settings.
 
     Returns:
         `True` if the answer was delivered; `False` if the wait already had an answer (this one is

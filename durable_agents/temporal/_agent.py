@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from datetime import timedelta
 from typing import Any, Literal
 
+from pydantic import JsonValue
 from pydantic_ai import _utils as _pydantic_ai_utils  # pyright: ignore[reportPrivateUsage]
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.models import Model
@@ -29,6 +30,7 @@ from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._delegation import with_usage_back
 from .._engine import TEMPORAL_CAPABILITIES
+from .._external import Ask, EventOutcome
 from .._live import LiveEvents
 from .._policy import MAX_RETRY_AFTER, classify
 from .._run import CURRENT_RUN, parent_run
@@ -37,6 +39,7 @@ from ..exceptions import ConfigurationError, UnitNotRegisteredError
 from ._child import agent_workflow, run_child
 from ._continue import HistoryLimit, HistoryLimitReached
 from ._defaults import check_values, with_defaults
+from ._external import ask_activity, ask_in_workflow, event_address, wait_in_workflow
 from ._heartbeat import heartbeating
 from ._history_source import recorded_exchanges
 from ._live import live_records, publish_live, start_live_log
@@ -159,7 +162,10 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         self._local_tools = LocalTools.choose(
             self.name, self._leaves, self.unit_configs, local_activity_tools, local_activity_toolsets
         )
-        self._activities: list[Callable[[RawValue], Awaitable[RawValue]]] = [_activity_for(unit) for unit in self.units]
+        self._activities: list[Callable[..., Awaitable[Any]]] = [_activity_for(unit) for unit in self.units]
+        ask = ask_activity(self.name, _as_temporal_error)
+        setattr(ask, UNIT_ATTR, f"{self.name}.ask")
+        self._activities.append(ask)
 
     def _check_inline_tools_are_async(self) -> None:
         if _DISABLE_THREADS is not None:
@@ -176,8 +182,11 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                     )
 
     @property
-    def temporal_activities(self) -> list[Callable[[RawValue], Awaitable[RawValue]]]:
-        """The activities of this agent, for `Worker(activities=...)` when not using the plugin."""
+    def temporal_activities(self) -> list[Callable[..., Awaitable[Any]]]:
+        """The activities of this agent, for `Worker(activities=...)` when not using the plugin.
+
+        One per unit, and `<agent>.ask`, the local activity that calls the `ask` of a wait for an external event.
+        """
         return list(self._activities)
 
     @property
@@ -268,6 +277,18 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         """
         return await recorded_exchanges(unit.name)
 
+    def event_address(self, key: str) -> dict[str, str]:
+        """The workflow id and run id, and the wait's slot in the workflow run (see `temporal/_external.py`)."""
+        return event_address(key)
+
+    async def ask_in_unit(self, key: str, token: str, ask: Ask) -> JsonValue:
+        """Call `ask` in the local activity `<agent>.ask`, on the worker that runs the workflow."""
+        return await ask_in_workflow(self.name, key, token, ask)
+
+    async def wait_for_event(self, key: str, timeout: timedelta | None) -> EventOutcome:
+        """`workflow.wait_condition` until the update delivers the outcome: no worker is held meanwhile."""
+        return await wait_in_workflow(key, timeout)
+
     def _check_history_limit(self, limit: HistoryLimit) -> None:
         reason = limit.exceeded()
         if reason is None:
@@ -312,23 +333,33 @@ def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
             async with heartbeating():
                 return payload_of(await body(frame_of(payload)))
         except Exception as exc:
-            # Units return fatal errors as values; what escapes is retryable, and a server's Retry-After
-            # becomes the next attempt's delay. Anything fatal that escapes anyway is never retried.
-            verdict = classify(exc)
-            if verdict.fatal or verdict.retry_after is not None:
-                raise ApplicationError(
-                    str(exc) or type(exc).__name__,
-                    type=type(exc).__name__,
-                    non_retryable=verdict.fatal,
-                    next_retry_delay=None
-                    if verdict.retry_after is None
-                    else timedelta(seconds=min(verdict.retry_after, MAX_RETRY_AFTER)),
-                ) from exc
+            # Units return fatal errors as values; what escapes is retryable.
+            error = _as_temporal_error(exc)
+            if error is not None:
+                raise error from exc
             raise
 
     run_unit.__name__ = run_unit.__qualname__ = unit.name.replace(".", "_")
     setattr(run_unit, UNIT_ATTR, unit.name)
     return activity.defn(name=unit.name)(run_unit)
+
+
+def _as_temporal_error(exc: Exception) -> ApplicationError | None:
+    """The error an activity raises for `exc` when the error policy has a verdict Temporal must know, else `None`.
+
+    A fatal error is never retried; a server's Retry-After becomes the next attempt's delay.
+    """
+    verdict = classify(exc)
+    if not verdict.fatal and verdict.retry_after is None:
+        return None
+    return ApplicationError(
+        str(exc) or type(exc).__name__,
+        type=type(exc).__name__,
+        non_retryable=verdict.fatal,
+        next_retry_delay=None
+        if verdict.retry_after is None
+        else timedelta(seconds=min(verdict.retry_after, MAX_RETRY_AFTER)),
+    )
 
 
 def _never_started(exc: ActivityError) -> bool:

@@ -107,7 +107,7 @@ async def test_duplicate_agent_names_on_one_worker(client: Client) -> None:
 
 async def test_manual_activity_registration_lists_every_unit() -> None:
     names = [getattr(fn, "__temporal_activity_definition").name for fn in w.loop_agent.temporal_activities]
-    assert names == ["loop.model", "loop.events", "loop.toolset.agent.call"]
+    assert names == ["loop.model", "loop.events", "loop.toolset.agent.call", "loop.ask"]
 
 
 async def test_exports_are_complete() -> None:

@@ -42,7 +42,7 @@ def test_the_plugin_registers_declared_agents_once() -> None:
         __durable_agents__: ClassVar[list[object]] = [agent]
 
     names = _activity_names(DurableAgentsPlugin(agent), [First, Second])
-    assert names == [unit.name for unit in agent.units]
+    assert names == [*(unit.name for unit in agent.units), "declared_once.ask"]
     assert "declared_once.model" in names
     assert _activity_names(DurableAgentsPlugin(), [object]) == []
 
@@ -54,7 +54,7 @@ def _helper(name: str, instructions: str) -> TemporalAgent[None, str]:
 
 def test_an_agent_built_twice_registers_once_and_another_agent_of_its_name_is_refused() -> None:
     first, again = _helper("built_twice", "Be brief."), _helper("built_twice", "Be brief.")
-    assert _activity_names(DurableAgentsPlugin(first, again), []) == [unit.name for unit in first.units]
+    assert _activity_names(DurableAgentsPlugin(first, again), []) == [*(u.name for u in first.units), "built_twice.ask"]
     with pytest.raises(DuplicateAgentNameError, match="built_twice"):
         DurableAgentsPlugin(first, _helper("built_twice", "Be verbose."))
 

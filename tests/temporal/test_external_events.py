@@ -1,0 +1,207 @@
+"""Waits for external events on Temporal: an update answers the wait, from another process, across a worker crash."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+from durable_agents import fail_external_event, resolve_external_event
+from durable_agents._external import decode_token, encode_token
+from durable_agents.exceptions import EventTokenError
+from durable_agents.temporal import DurableAgentsPlugin
+
+from . import event_workflows as ew
+from .conftest import new_id
+from .test_crash import _start_worker  # pyright: ignore[reportPrivateUsage]
+
+pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
+
+ROOT = Path(__file__).resolve().parents[2]
+APPROVE = {"approvals": {"call-1": True}}
+
+
+@pytest.fixture
+async def queue(client: Client) -> AsyncIterator[str]:
+    name = f"ext-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        client, task_queue=name, workflows=[ew.EventWorkflow], plugins=[DurableAgentsPlugin(*ew.EVENT_AGENTS)]
+    ):
+        yield name
+
+
+def _lines(folder: Path, name: str) -> list[str]:
+    path = folder / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+async def _token(folder: Path) -> str:
+    """The token `ask` wrote, within 30 s."""
+    async with asyncio.timeout(30):
+        while not (folder / "token").exists():
+            await asyncio.sleep(0.05)
+    return (folder / "token").read_text()
+
+
+async def _start(client: Client, queue: str, agent: str, folder: Path) -> WorkflowHandle[ew.EventWorkflow, str]:
+    return await client.start_workflow(ew.EventWorkflow.run, args=[agent, str(folder)], id=new_id(), task_queue=queue)
+
+
+def _env(temporal_env: WorkflowEnvironment) -> dict[str, str]:
+    address = temporal_env.client.service_client.config.target_host
+    return {**os.environ, "TEMPORAL_ADDRESS": address, "PYTHONPATH": str(ROOT)}
+
+
+async def _resolve_elsewhere(env: dict[str, str], token: str, payload: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.temporal.resolve_event", token, payload, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_another_process_answers_the_wait_and_the_run_goes_on_with_it(
+    temporal_env: WorkflowEnvironment, client: Client, queue: str, tmp_path: Path
+) -> None:
+    handle = await _start(client, queue, "ext_approval", tmp_path)
+    token = await _token(tmp_path)
+    assert decode_token(token)[1]["workflow"] == handle.id
+    resolver = await _resolve_elsewhere(_env(temporal_env), token, '{"approvals": {"call-1": true}}')
+    out, _ = await asyncio.wait_for(resolver.communicate(), 60)
+    assert (resolver.returncode, out.decode().strip()) == (0, "True")
+    assert await asyncio.wait_for(handle.result(), 60) == "done: deleted a"
+    assert _lines(tmp_path, "asked") == [token]
+    assert _lines(tmp_path, "ran") == ["a"]
+    assert _lines(tmp_path, "model") == ["request", "request"]
+    # The recorded history replays (the update, the ask marker, the memo), and the replay does not ask again.
+    replayer = Replayer(workflows=[ew.EventWorkflow], plugins=[DurableAgentsPlugin()])
+    await replayer.replay_workflow(await handle.fetch_history())
+    assert _lines(tmp_path, "asked") == [token]
+
+
+def _stop(proc: subprocess.Popen[str] | None) -> None:
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
+@pytest.mark.slow
+async def test_an_answer_sent_while_no_worker_runs_reaches_the_wait_after_a_crash(
+    temporal_env: WorkflowEnvironment, client: Client, tmp_path: Path
+) -> None:
+    env = _env(temporal_env)
+    name = f"extcrash-{uuid.uuid4().hex[:8]}"
+    first = _start_worker(env["TEMPORAL_ADDRESS"], name, tmp_path / "unused", crash=None)
+    second: subprocess.Popen[str] | None = None
+    try:
+        handle = await _start(client, name, "ext_approval", tmp_path)
+        token = await _token(tmp_path)
+        first.kill()  # the worker dies while the workflow waits
+        await asyncio.to_thread(first.wait, 30)
+        resolver = await _resolve_elsewhere(env, token, '{"approvals": {"call-1": true}}')
+        second = _start_worker(env["TEMPORAL_ADDRESS"], name, tmp_path / "unused", crash=None)
+        out, _ = await asyncio.wait_for(resolver.communicate(), 90)
+        assert (resolver.returncode, out.decode().strip()) == (0, "True")
+        assert await asyncio.wait_for(handle.result(), 90) == "done: deleted a"
+    finally:
+        _stop(first)
+        _stop(second)
+    # The new worker replayed the run: `ask` was not called again, the request before the wait not sent again.
+    assert _lines(tmp_path, "asked") == [token]
+    assert _lines(tmp_path, "model") == ["request", "request"]
+    assert _lines(tmp_path, "ran") == ["a"]
+
+
+async def test_a_second_answer_is_ignored_and_reported(
+    client: Client, queue: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    handle = await _start(client, queue, "ext_approval", tmp_path)
+    token = await _token(tmp_path)
+    assert await resolve_external_event(token, APPROVE, client=client) is True
+    with caplog.at_level(logging.WARNING, logger="durable_agents"):
+        assert await resolve_external_event(token, {"approvals": {"call-1": False}}, client=client) is False
+    assert "already had an answer" in caplog.text
+    assert await asyncio.wait_for(handle.result(), 60) == "done: deleted a"
+    # Once the workflow has completed, an answer is still recognised as a second one.
+    assert await fail_external_event(token, "too late", client=client) is False
+
+
+async def test_a_failed_wait_denies_the_call_with_the_reason(client: Client, queue: str, tmp_path: Path) -> None:
+    handle = await _start(client, queue, "ext_approval", tmp_path)
+    token = await _token(tmp_path)
+    engine, address = decode_token(token)
+    with pytest.raises(EventTokenError, match="has no wait"):  # a wait this run did not hand out
+        await resolve_external_event(encode_token(engine, {**address, "key": "1/other.1"}), APPROVE, client=client)
+    assert await fail_external_event(token, "nobody is on call", client=client) is True
+    output = await asyncio.wait_for(handle.result(), 60)
+    assert "nobody is on call" in output
+    assert _lines(tmp_path, "ran") == []
+
+
+async def test_a_timed_out_wait_ends_and_a_late_answer_is_ignored(client: Client, queue: str, tmp_path: Path) -> None:
+    handle = await _start(client, queue, "ext_timeout", tmp_path)
+    output = await asyncio.wait_for(handle.result(), 60)
+    assert "No answer arrived within" in output
+    assert _lines(tmp_path, "ran") == []
+    assert await resolve_external_event(await _token(tmp_path), APPROVE, client=client) is False
+
+
+async def test_an_ask_that_fails_for_good_fails_the_run_without_retries(
+    client: Client, queue: str, tmp_path: Path
+) -> None:
+    handle = await _start(client, queue, "ext_broken", tmp_path)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), 60)
+    # Not retried: the error reaches the workflow as the unit's would (rebuilt, a UserError fails the workflow).
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "UserError"
+    assert "no inbox is configured" in str(cause)
+    assert len(_lines(tmp_path, "asked")) == 1
+
+
+async def test_a_token_of_no_run_is_refused(client: Client) -> None:
+    token = encode_token("temporal", {"workflow": new_id(), "run": str(uuid.uuid4()), "key": "1/x.1"})
+    with pytest.raises(EventTokenError, match="No running workflow"):
+        await resolve_external_event(token, APPROVE, client=client)
+
+
+async def test_wait_for_external_event_in_an_inline_tool_gets_the_answer(
+    client: Client, queue: str, tmp_path: Path
+) -> None:
+    handle = await _start(client, queue, "ext_human", tmp_path)
+    token = await _token(tmp_path)
+    assert await resolve_external_event(token, "yes", client=client) is True
+    assert await asyncio.wait_for(handle.result(), 60) == "done: human said yes"
+    assert _lines(tmp_path, "asked") == [token]
+
+
+EXAMPLE = ROOT / "examples" / "temporal_approval.py"
+
+
+async def test_the_approval_example_runs_and_the_docs_show_its_code(temporal_env: WorkflowEnvironment) -> None:
+    example = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), cwd=ROOT, env=_env(temporal_env), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(example.communicate(), 120)
+    assert example.returncode == 0
+    assert out.decode().splitlines() == ["approval delivered: True", '{"refund":"refunded order a"}']
+    # The docs page shows the example's code as it runs here.
+    page = (ROOT / "docs" / "temporal.md").read_text()
+    section = page.partition("## Waiting for a person")[2].partition("\n## ")[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert blocks and all(block in EXAMPLE.read_text() for block in blocks)
