@@ -41,10 +41,11 @@ from ._frames import (
 )
 from ._history import HISTORY_CACHE, encode_message
 from ._model_ids import NamedModel
-from ._observers import UnitEvent, notify
+from ._observers import UnitEvent
 from ._policy import is_fatal
-from ._run import RunState, current_run
+from ._run import RunState, current_run, traceparent_of
 from ._secrets import reveal, to_refs
+from ._telemetry import annotate_unit, begin_unit
 from ._units import UnitKind
 from .exceptions import (
     EventHandlerError,
@@ -121,6 +122,7 @@ class DurableModel(WrapperModel):
             params_digest=params_key,
             ctx=snapshot_ctx(run_context) if stream and run_context is not None else None,
             deps=state.deps_json if stream else None,
+            trace=traceparent_of(state),
         )
         unit = owner.model_unit
         payload = self._encode(request)
@@ -167,6 +169,7 @@ class DurableModel(WrapperModel):
             params_digest=request.params_digest,
             ctx=request.ctx,
             deps=request.deps,
+            trace=request.trace,
         )
         payload = self._encode(full)
         if _too_large(payload, owner.max_payload_bytes):
@@ -189,7 +192,9 @@ class DurableModel(WrapperModel):
         unit = owner.model_unit
         limit = owner.max_payload_bytes
         for base, digest, messages in state.log.segments(start, None if limit is None else max(1, limit - 4096)):
-            segment = SegmentInput(run=state.run_key, base=base, digest=digest, messages=messages)
+            segment = SegmentInput(
+                run=state.run_key, base=base, digest=digest, messages=messages, trace=traceparent_of(state)
+            )
             outcome = decode_outcome(await owner.call_unit(unit, self._encode(segment), label=f"{unit.name}/history"))
             if isinstance(outcome, ErrorOutcome):
                 raise rebuild_error(unit.name, outcome)
@@ -213,12 +218,12 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
     except ProtocolError as exc:
         return encode(error_outcome(exc))
     if isinstance(request, SegmentInput):
-        notify(UnitEvent(unit.name, UnitKind.MODEL, f"{unit.name}/history", owner.name))
+        begin_unit(UnitEvent(unit.name, UnitKind.MODEL, f"{unit.name}/history", owner.name), request.trace)
         held = await _resolve(owner, request)
         return encode(StagedOutcome() if held is not None else MissOutcome())
     if not isinstance(request, ModelInput):
         return encode(error_outcome(UnitFailedError(unit.name, "ProtocolError", f"unexpected input {request.t!r}")))
-    notify(UnitEvent(unit.name, UnitKind.MODEL, unit.name, owner.name))
+    begin_unit(UnitEvent(unit.name, UnitKind.MODEL, unit.name, owner.name), request.trace)
     resolved = await _resolve(owner, request)
     if resolved is None:
         HISTORY_CACHE.note_miss()
@@ -248,6 +253,7 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
             response = streamed.get()
         else:
             response = await model.request(messages, settings, params)
+        annotate_unit(_usage_attributes(response))
         # Stamped before it is recorded, so the engine's record holds the response exactly as both sides do.
         _stamp(response, messages, model.model_id)
         try:
@@ -263,6 +269,16 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
         raise
     HISTORY_CACHE.add_response(request.run, len(messages), response, chunk)
     return data
+
+
+def _usage_attributes(response: ModelResponse) -> dict[str, Any]:
+    """The OpenTelemetry GenAI attributes of a model response: token usage, once per request that really ran."""
+    usage = response.usage
+    return {
+        "gen_ai.request.model": response.model_name or "",
+        "gen_ai.usage.input_tokens": usage.input_tokens,
+        "gen_ai.usage.output_tokens": usage.output_tokens,
+    }
 
 
 def _stamp(response: ModelResponse, messages: list[ModelMessage], model_id: str) -> bool:

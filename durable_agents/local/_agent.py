@@ -19,6 +19,7 @@ from .._agent import DurableAgent, ParallelExecutionMode
 from .._config import UnitConfigs, config_keys
 from .._engine import LOCAL_CAPABILITIES
 from .._policy import pause_before_retry
+from .._telemetry import unit_attempt
 from .._units import Unit
 
 __all__ = ["LocalAgent", "LocalUnitConfig"]
@@ -102,7 +103,8 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         timeout = config.get("timeout_seconds")
         for attempt in range(1, attempts + 1):
             try:
-                return await asyncio.wait_for(unit.body(payload), timeout)
+                with unit_attempt(attempt):
+                    return await asyncio.wait_for(unit.body(payload), timeout)
             except Exception as exc:
                 if attempt == attempts:
                     raise
