@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
@@ -70,7 +71,7 @@ from ._model_ids import (
     process_override_of,
 )
 from ._run import CURRENT_RUN, RunState
-from ._telemetry import RunTrace, record_unit, replay_scope, run_span, traced_body
+from ._telemetry import RunTrace, container_log, record_unit, replay_scope, run_span, traced_body
 from ._toolset import DurableToolset, is_per_step, is_static, list_unit_body, tool_unit_body
 from ._units import Unit, UnitKind, unit_name
 from .exceptions import (
@@ -627,6 +628,16 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             return
         probe = self.replay_probe()
         replayed = probe() if probe is not None else state.units_replayed > 0 and state.units_executed == 0
+        if state.units_replayed and not replayed:
+            container_log(
+                self,
+                logging.INFO,
+                "Run %s of agent %r resumed: %d units came from the engine's record, %d ran in this process.",
+                state.run_key,
+                self._name,
+                state.units_replayed,
+                state.units_executed,
+            )
         if not replayed:
             run_span(self, state.run_key, state.trace, error, self.telemetry_clock())
 

@@ -11,6 +11,7 @@ streams and hands the live stream to the handler, then returns the final respons
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, cast
@@ -45,7 +46,7 @@ from ._observers import UnitEvent
 from ._policy import is_fatal
 from ._run import RunState, current_run, traceparent_of
 from ._secrets import reveal, to_refs
-from ._telemetry import annotate_unit, begin_unit
+from ._telemetry import annotate_unit, begin_unit, container_log
 from ._units import UnitKind
 from .exceptions import (
     EventHandlerError,
@@ -134,6 +135,15 @@ class DurableModel(WrapperModel):
         answer = await owner.call_unit(unit, payload, label=unit.name)
         outcome = decode_outcome(answer)
         if isinstance(outcome, MissOutcome):
+            container_log(
+                owner,
+                logging.INFO,
+                "The model unit of agent %r did not find run %s's history (another worker, or an evicted cache); "
+                "resending the %d messages.",
+                owner.name,
+                state.run_key,
+                state.log.length,
+            )
             answer = await self._resend(state, request)
             outcome = decode_outcome(answer)
         if isinstance(outcome, ErrorOutcome):

@@ -46,6 +46,7 @@ __all__ = [
     "annotate_unit",
     "attach_traceparent",
     "begin_unit",
+    "container_log",
     "current_traceparent",
     "engine_logger",
     "record_unit",
@@ -64,6 +65,14 @@ logger = logging.getLogger("durable_agents")
 def engine_logger(engine: str) -> logging.Logger:
     """The logger of an engine adapter: `durable_agents.<engine>`."""
     return logger.getChild(engine)
+
+
+def container_log(owner: DurableAgent[Any, Any], level: int, message: str, *args: object) -> None:
+    """Log from container code under the engine's logger, but not while Temporal replays (it was logged then)."""
+    probe = owner.replay_probe()
+    if probe is not None and probe():
+        return
+    engine_logger(owner.engine).log(level, message, *args)
 
 
 def _tracer() -> trace.Tracer:

@@ -49,7 +49,7 @@ from .._model_ids import live_override
 from .._policy import pause_before_retry
 from .._run import current_run
 from .._run_args import decode_json_args, decode_run_args, encode_run_args, run_args_trace, unstored_run_args
-from .._telemetry import attach_traceparent, current_traceparent, unit_attempt
+from .._telemetry import attach_traceparent, current_traceparent, engine_logger, unit_attempt
 from .._units import Unit, UnitKind
 from ..exceptions import (
     ConfigurationError,
@@ -111,6 +111,8 @@ class _Container:
     scopes: dict[str, RunScope] = field(default_factory=dict[str, RunScope])
     """Each agent run's scope (canonical deps, metadata, model identity), by run key."""
 
+
+_log = engine_logger("prefect")
 
 _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_container", default=None)
 
@@ -617,6 +619,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         flow_parameters["kwargs"] = {k: v for k, v in parameters.items() if k not in named}
         tagged = any(t.startswith(RUN_ID_TAG_PREFIX) for t in flow_run.tags)
         flow = self._persisting_flow() if tagged else self._flow
+        _log.info("Resuming flow run %s of agent %r (state %s).", flow_run.id, self.name, flow_run.state_name)
         return cast(AgentRunResult[Any], await run_flow_async(flow, flow_run=flow_run, parameters=flow_parameters))
 
     async def _resumable(self, client: PrefectClient, run_id: str, stale_after: float) -> FlowRun:
