@@ -40,9 +40,11 @@ def memory_exporter() -> InMemorySpanExporter:
     """The process's in-memory exporter, installed with the global tracer provider on first use."""
     if not _MEMORY:
         _MEMORY.append(InMemorySpanExporter())
-        provider = TracerProvider()
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):  # the first in this process: the global one can be set once
+            provider = TracerProvider()
+            trace.set_tracer_provider(provider)
         provider.add_span_processor(SimpleSpanProcessor(_MEMORY[0]))
-        trace.set_tracer_provider(provider)
     return _MEMORY[0]
 
 

@@ -17,7 +17,7 @@ import pytest
 
 DOCS = Path(__file__).parent.parent / "docs"
 # Pages whose examples build on each other run in one namespace, in this order.
-CHAINS = [["engines.md", "local.md", "testing.md"], ["index.md"], ["concepts.md"]]
+CHAINS = [["engines.md", "local.md", "testing.md"], ["index.md"], ["concepts.md"], ["telemetry.md"]]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 # `#> text` as written, or `# > text` once ruff has formatted the block.
 OUTPUT = re.compile(r"^# ?> (.*)$")
