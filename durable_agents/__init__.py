@@ -11,6 +11,8 @@ durable_agent = durable(agent, engine="dbos")
 ```
 """
 
+import logging
+
 from ._agent import DurableAgent, ParallelExecutionMode
 from ._approvals import approve
 from ._config import UnitConfigs
@@ -50,3 +52,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Silent unless the application configures logging (see the Telemetry and logging page of the docs).
+logging.getLogger("durable_agents").addHandler(logging.NullHandler())

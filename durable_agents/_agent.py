@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
@@ -98,6 +99,7 @@ from ._model_ids import (
     process_override_of,
 )
 from ._run import CURRENT_RUN, RunState
+from ._telemetry import RunTrace, container_log, record_unit, replay_scope, run_span, traced_body
 from ._toolset import DurableToolset, is_per_step, is_static, list_unit_body, tool_unit_body
 from ._units import Unit, UnitKind, unit_name
 from .exceptions import (
@@ -231,16 +233,17 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             f"durable_agents_model_override_{name}", default=None
         )
 
+        model_name, events_name = unit_name(name, UnitKind.MODEL), unit_name(name, UnitKind.EVENTS)
         self.model_unit = Unit(
-            unit_name(name, UnitKind.MODEL),
+            model_name,
             UnitKind.MODEL,
-            functools.partial(model_unit_body, self),
+            traced_body(self, model_name, functools.partial(model_unit_body, self)),
             unit_configs.for_model(),
         )
         self.events_unit = Unit(
-            unit_name(name, UnitKind.EVENTS),
+            events_name,
             UnitKind.EVENTS,
-            functools.partial(events_unit_body, self),
+            traced_body(self, events_name, functools.partial(events_unit_body, self)),
             unit_configs.for_events(),
         )
         self._leaves: dict[str, DurableToolset] = {}
@@ -266,18 +269,20 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         durable = DurableToolset(
             wrapped=leaf, owner=self, toolset_id=toolset_id, static=static, per_step=is_per_step(leaf)
         )
+        call_name = unit_name(self._name, UnitKind.TOOL, toolset_id)
         durable.call_unit = Unit(
-            unit_name(self._name, UnitKind.TOOL, toolset_id),
+            call_name,
             UnitKind.TOOL,
-            functools.partial(tool_unit_body, self, durable),
+            traced_body(self, call_name, functools.partial(tool_unit_body, self, durable)),
             self.unit_configs.for_toolset(toolset_id),
             toolset_id,
         )
         if not static:
+            list_name = unit_name(self._name, UnitKind.LIST, toolset_id)
             durable.list_unit = Unit(
-                unit_name(self._name, UnitKind.LIST, toolset_id),
+                list_name,
                 UnitKind.LIST,
-                functools.partial(list_unit_body, self, durable),
+                traced_body(self, list_name, functools.partial(list_unit_body, self, durable)),
                 self.unit_configs.for_toolset(toolset_id),
                 toolset_id,
             )
@@ -421,6 +426,19 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         async for item in watch_records(self.live_records(run_id, **options), after):
             yield item
 
+    def replay_probe(self) -> Callable[[], bool] | None:
+        """Tells whether the container is replaying recorded history right now, for engines that know it (Temporal).
+
+        Telemetry of replayed work is not emitted again. Where the engine cannot say (`None`, the default), the
+        container tells a unit that ran in this process from one whose journaled result came back: there, units run
+        in the container's process.
+        """
+        return None
+
+    def telemetry_clock(self) -> int | None:
+        """The time, in ns since the epoch, a replayed container sees again (Temporal's workflow time); `None`: now."""
+        return None
+
     async def recorded_exchanges(self, unit: Unit) -> list[tuple[bytes, bytes | None]] | None:
         """The engine's record of this run's earlier executions of `unit`: `(input, output)` pairs, oldest first.
 
@@ -496,7 +514,15 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
     ) -> bytes:
         """Check the payload against the engine's limit, then run the unit."""
         check_size(len(payload), self.max_payload_bytes, f"The input of unit {label}")
-        return await self.execute_unit(unit, payload, unit.config if config is None else config, label)
+        with record_unit(self.replay_probe() is None) as executed:
+            output = await self.execute_unit(unit, payload, unit.config if config is None else config, label)
+        state = CURRENT_RUN.get()
+        if executed is not None and state is not None and state.agent_name == self._name:
+            if executed.ran:
+                state.units_executed += 1
+            else:
+                state.units_replayed += 1
+        return output
 
     def resolve_unit_model(self, model_id: str | None) -> Model:
         """The real model for a model id (see `_model_ids.py`), on the unit side; built once per process."""
@@ -798,11 +824,15 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
         if not any(k in kwargs for k in ("conversation", "conversation_id", "message_history")):
             kwargs["conversation_id"] = short_id
         state = RunState(self._name, run_key, model_id, deps_json, handler, replay_parts=streamed)
+        state.trace = RunTrace.start(run_key, self.telemetry_clock())
         HISTORY_CACHE.attach(run_key, state.log)
         run_token = CURRENT_RUN.set(state)
         handler_token = _RUN_HANDLER.set(run_handler)
+        error: BaseException | None = None
         try:
             with (
+                state.trace.as_current(),
+                replay_scope(self.replay_probe()),
                 self.container_context(),
                 self.wrapped.override(
                     model=DurableModel(model, self), tools=[], toolsets=[*self._toolsets, *run_toolsets]
@@ -811,7 +841,11 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
                 external_event_scope(RunWaiter(self, state)),
             ):
                 yield kwargs
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
+            self._end_run_span(state, error)
             _RUN_HANDLER.reset(handler_token)
             CURRENT_RUN.reset(run_token)
             HISTORY_CACHE.forget(run_key)
@@ -819,6 +853,25 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             # conversation go now rather than when the thread runs something else.
             state.log = MessageLog()
             state.listings.clear()
+
+    def _end_run_span(self, state: RunState, error: BaseException | None) -> None:
+        """Emit the run's span, unless this execution of the container only replayed the run (it was emitted)."""
+        if state.trace is None:
+            return
+        probe = self.replay_probe()
+        replayed = probe() if probe is not None else state.units_replayed > 0 and state.units_executed == 0
+        if state.units_replayed and not replayed:
+            container_log(
+                self,
+                logging.INFO,
+                "Run %s of agent %r resumed: %d units came from the engine's record, %d ran in this process.",
+                state.run_key,
+                self._name,
+                state.units_replayed,
+                state.units_executed,
+            )
+        if not replayed:
+            run_span(self, state.run_key, state.trace, error, self.telemetry_clock())
 
     def check_run_toolsets(self, toolsets: Sequence[AbstractToolset[Any]] | None) -> list[AbstractToolset[Any]]:
         """The run-time `toolsets=` of a durable run, if nothing of theirs would run in a unit.

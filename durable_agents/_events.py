@@ -24,9 +24,10 @@ from ._context import restore_ctx, snapshot_ctx
 from ._errors import error_outcome, rebuild_error
 from ._frames import DoneOutcome, ErrorOutcome, EventsInput, decode_input, decode_outcome, encode
 from ._live import encode_record
-from ._observers import UnitEvent, notify
+from ._observers import UnitEvent
 from ._policy import is_fatal
-from ._run import current_run
+from ._run import current_run, traceparent_of
+from ._telemetry import begin_unit
 from ._units import UnitKind
 from .exceptions import EventHandlerError, ProtocolError, SerializationError
 
@@ -55,7 +56,13 @@ def collect_events(owner: DurableAgent[Any, Any]) -> Any:
         unit = owner.events_unit
         try:
             payload = encode(
-                EventsInput(events=batch, model=state.model_key, ctx=snapshot_ctx(ctx), deps=state.deps_json)
+                EventsInput(
+                    events=batch,
+                    model=state.model_key,
+                    ctx=snapshot_ctx(ctx),
+                    deps=state.deps_json,
+                    trace=traceparent_of(state),
+                )
             )
         except pydantic_core.PydanticSerializationError as exc:
             raise SerializationError(f"The agent events of {owner.name!r} cannot be serialized: {exc}") from exc
@@ -69,12 +76,15 @@ def collect_events(owner: DurableAgent[Any, Any]) -> Any:
 async def events_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> bytes:
     """The code of the events unit: hand a batch of agent-level events to the handler."""
     unit = owner.events_unit
-    notify(UnitEvent(unit.name, UnitKind.EVENTS, unit.name, owner.name))
+    try:
+        unit_input = decode_input(payload)
+    except ProtocolError as exc:
+        return encode(error_outcome(exc))
+    begin_unit(UnitEvent(unit.name, UnitKind.EVENTS, unit.name, owner.name), getattr(unit_input, "trace", None))
     handler = owner.unit_event_handler()
     if handler is None:
         return encode(DoneOutcome())
     try:
-        unit_input = decode_input(payload)
         if not isinstance(unit_input, EventsInput):
             raise ProtocolError(f"The events unit {unit.name} got a {unit_input.t!r} input.")
         model = owner.context_model(unit_input.model)

@@ -108,6 +108,8 @@ class ModelInput:
     """Run context snapshot, only when the unit streams to an event-stream handler."""
     deps: JsonValue = None
     """The run's deps as JSON data, only when the unit streams to an event-stream handler."""
+    trace: str | None = None
+    """The run span's W3C `traceparent`: the unit's span is its child (see `_telemetry.py`)."""
 
 
 @dataclass(kw_only=True)
@@ -122,6 +124,8 @@ class SegmentInput:
     digest: str
     """Hash chain digest of those `base` messages."""
     messages: list[_messages.ModelMessage] = field(default_factory=list[_messages.ModelMessage])
+    trace: str | None = None
+    """The run span's W3C `traceparent`: the unit's span is its child (see `_telemetry.py`)."""
 
 
 @dataclass(kw_only=True)
@@ -135,6 +139,8 @@ class ToolInput:
     model: str | None = None
     ctx: dict[str, JsonValue] = field(default_factory=dict[str, JsonValue])
     deps: JsonValue = None
+    trace: str | None = None
+    """The run span's W3C `traceparent`: the unit's span is its child (see `_telemetry.py`)."""
 
 
 @dataclass(kw_only=True)
@@ -146,6 +152,8 @@ class ListInput:
     model: str | None = None
     ctx: dict[str, JsonValue] = field(default_factory=dict[str, JsonValue])
     deps: JsonValue = None
+    trace: str | None = None
+    """The run span's W3C `traceparent`: the unit's span is its child (see `_telemetry.py`)."""
 
 
 @dataclass(kw_only=True)
@@ -158,6 +166,8 @@ class EventsInput:
     model: str | None = None
     ctx: dict[str, JsonValue] = field(default_factory=dict[str, JsonValue])
     deps: JsonValue = None
+    trace: str | None = None
+    """The run span's W3C `traceparent`: the unit's span is its child (see `_telemetry.py`)."""
 
 
 Input = ModelInput | SegmentInput | ToolInput | ListInput | EventsInput

@@ -11,6 +11,7 @@ streams and hands the live stream to the handler, then returns the final respons
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, cast
@@ -42,10 +43,11 @@ from ._frames import (
 from ._history import HISTORY_CACHE, encode_message
 from ._live import ModelEventsPublisher
 from ._model_ids import NamedModel
-from ._observers import UnitEvent, notify
+from ._observers import UnitEvent
 from ._policy import is_fatal
-from ._run import RunState, current_run
+from ._run import RunState, current_run, traceparent_of
 from ._secrets import reveal, to_refs
+from ._telemetry import annotate_unit, begin_unit, container_log
 from ._units import UnitKind
 from .exceptions import (
     EventHandlerError,
@@ -122,6 +124,7 @@ class DurableModel(WrapperModel):
             params_digest=params_key,
             ctx=snapshot_ctx(run_context) if stream and run_context is not None else None,
             deps=state.deps_json if stream else None,
+            trace=traceparent_of(state),
         )
         unit = owner.model_unit
         payload = self._encode(request)
@@ -133,6 +136,15 @@ class DurableModel(WrapperModel):
         answer = await owner.call_unit(unit, payload, label=unit.name)
         outcome = decode_outcome(answer)
         if isinstance(outcome, MissOutcome):
+            container_log(
+                owner,
+                logging.INFO,
+                "The model unit of agent %r did not find run %s's history (another worker, or an evicted cache); "
+                "resending the %d messages.",
+                owner.name,
+                state.run_key,
+                state.log.length,
+            )
             answer = await self._resend(state, request)
             outcome = decode_outcome(answer)
         if isinstance(outcome, ErrorOutcome):
@@ -168,6 +180,7 @@ class DurableModel(WrapperModel):
             params_digest=request.params_digest,
             ctx=request.ctx,
             deps=request.deps,
+            trace=request.trace,
         )
         payload = self._encode(full)
         if _too_large(payload, owner.max_payload_bytes):
@@ -190,7 +203,9 @@ class DurableModel(WrapperModel):
         unit = owner.model_unit
         limit = owner.max_payload_bytes
         for base, digest, messages in state.log.segments(start, None if limit is None else max(1, limit - 4096)):
-            segment = SegmentInput(run=state.run_key, base=base, digest=digest, messages=messages)
+            segment = SegmentInput(
+                run=state.run_key, base=base, digest=digest, messages=messages, trace=traceparent_of(state)
+            )
             outcome = decode_outcome(await owner.call_unit(unit, self._encode(segment), label=f"{unit.name}/history"))
             if isinstance(outcome, ErrorOutcome):
                 raise rebuild_error(unit.name, outcome)
@@ -214,12 +229,12 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
     except ProtocolError as exc:
         return encode(error_outcome(exc))
     if isinstance(request, SegmentInput):
-        notify(UnitEvent(unit.name, UnitKind.MODEL, f"{unit.name}/history", owner.name))
+        begin_unit(UnitEvent(unit.name, UnitKind.MODEL, f"{unit.name}/history", owner.name), request.trace)
         held = await _resolve(owner, request)
         return encode(StagedOutcome() if held is not None else MissOutcome())
     if not isinstance(request, ModelInput):
         return encode(error_outcome(UnitFailedError(unit.name, "ProtocolError", f"unexpected input {request.t!r}")))
-    notify(UnitEvent(unit.name, UnitKind.MODEL, unit.name, owner.name))
+    begin_unit(UnitEvent(unit.name, UnitKind.MODEL, unit.name, owner.name), request.trace)
     resolved = await _resolve(owner, request)
     if resolved is None:
         HISTORY_CACHE.note_miss()
@@ -240,6 +255,7 @@ async def model_unit_body(owner: DurableAgent[Any, Any], payload: bytes) -> byte
             )
         else:
             response = await model.request(messages, settings, params)
+        annotate_unit(_usage_attributes(response))
         # Stamped before it is recorded, so the engine's record holds the response exactly as both sides do.
         _stamp(response, messages, model.model_id)
         try:
@@ -295,6 +311,16 @@ async def _stream(
     if publisher is not None:
         await publisher.flush()
     return streamed.get()
+
+
+def _usage_attributes(response: ModelResponse) -> dict[str, Any]:
+    """The OpenTelemetry GenAI attributes of a model response: token usage, once per request that really ran."""
+    usage = response.usage
+    return {
+        "gen_ai.request.model": response.model_name or "",
+        "gen_ai.usage.input_tokens": usage.input_tokens,
+        "gen_ai.usage.output_tokens": usage.output_tokens,
+    }
 
 
 def _stamp(response: ModelResponse, messages: list[ModelMessage], model_id: str) -> bool:

@@ -10,8 +10,9 @@ from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.toolsets import ToolsetTool
 
 from ._history import MessageLog
+from ._telemetry import RunTrace
 
-__all__ = ["CURRENT_RUN", "RunState", "current_run", "parent_run"]
+__all__ = ["CURRENT_RUN", "RunState", "current_run", "parent_run", "traceparent_of"]
 
 
 @dataclass
@@ -40,12 +41,23 @@ class RunState:
     """How many records of agent-level live events the container published (their keys count on)."""
     waits: int = 0
     """How many external-event waits the run has begun (numbers them, the same on replay)."""
+    trace: RunTrace | None = None
+    """The run's trace context; unit inputs carry its `traceparent`."""
+    units_executed: int = 0
+    """Units of this run whose body ran in this process during this execution of the container (in-process engines)."""
+    units_replayed: int = 0
+    """Units of this run whose recorded result the engine returned instead (in-process engines)."""
     replay_parts: bool = False
     """Whether container code streams this run (`iter`, `run_stream`, `run_stream_events`), and so gets each model
     response's parts as part events; `run()` does not, so its event-stream handler gets no second copy of them."""
 
 
 CURRENT_RUN: ContextVar[RunState | None] = ContextVar("durable_agents_current_run", default=None)
+
+
+def traceparent_of(state: RunState) -> str | None:
+    """What a unit input of the run carries of its trace (the run span's `traceparent`), if it has one."""
+    return None if state.trace is None else state.trace.traceparent
 
 
 def current_run(agent_name: str) -> RunState | None:

@@ -38,7 +38,14 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 from ._codec import DepsCodec
 from .exceptions import InvalidRunInputError, ProtocolError
 
-__all__ = ["RUN_ARGS_VERSION", "decode_json_args", "decode_run_args", "encode_run_args", "unstored_run_args"]
+__all__ = [
+    "RUN_ARGS_VERSION",
+    "decode_json_args",
+    "decode_run_args",
+    "encode_run_args",
+    "run_args_trace",
+    "unstored_run_args",
+]
 
 RUN_ARGS_VERSION = 1
 """The version of the run-arguments frame this library writes and reads."""
@@ -68,13 +75,16 @@ def _adapter(key: str) -> TypeAdapter[Any]:
     return TypeAdapter(_TYPES[key])
 
 
-def encode_run_args(deps_codec: DepsCodec, user_prompt: Any, kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def encode_run_args(
+    deps_codec: DepsCodec, user_prompt: Any, kwargs: Mapping[str, Any], trace: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """A run's arguments as a JSON frame, and the arguments that are not data (returned as they are).
 
     Args:
         deps_codec: The agent's deps codec; deps are always encoded (they were checked before).
         user_prompt: The run's prompt.
         kwargs: The run's other `Agent.run` arguments.
+        trace: The caller's W3C `traceparent`, kept with the arguments so a resumed run joins the caller's trace.
     """
     args: dict[str, Any] = {}
     rest: dict[str, Any] = {}
@@ -90,8 +100,20 @@ def encode_run_args(deps_codec: DepsCodec, user_prompt: Any, kwargs: Mapping[str
                 rest[key] = value
         else:
             rest[key] = value
-    frame = {"v": RUN_ARGS_VERSION, "args": args, "unstored": sorted(rest)}
+    frame: dict[str, Any] = {"v": RUN_ARGS_VERSION, "args": args, "unstored": sorted(rest)}
+    if trace is not None:
+        frame["trace"] = trace
     return pydantic_core.to_json(frame).decode(), rest
+
+
+def run_args_trace(frame: str) -> str | None:
+    """The caller's `traceparent` stored with a run's arguments, if any."""
+    try:
+        data: Any = pydantic_core.from_json(frame)
+    except ValueError:
+        return None
+    trace = cast(dict[str, Any], data).get("trace") if isinstance(data, dict) else None
+    return trace if isinstance(trace, str) else None
 
 
 def unstored_run_args(frame: str) -> list[str]:

@@ -59,9 +59,10 @@ from ._frames import (
     decode_outcome,
     encode,
 )
-from ._observers import UnitEvent, notify
+from ._observers import UnitEvent
 from ._policy import is_fatal
-from ._run import RunState, current_run
+from ._run import RunState, current_run, traceparent_of
+from ._telemetry import begin_unit
 from ._units import Unit, UnitKind
 from .exceptions import ConfigurationError, PayloadTooLargeError, ProtocolError, SerializationError, WaitInUnitError
 
@@ -137,7 +138,7 @@ class DurableToolset(WrapperToolset[Any]):
             return state.listings[key]
         assert self.owner is not None and self.list_unit is not None
         deps = _deps_now(self.owner, state, ctx)
-        unit_input = ListInput(model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps)
+        unit_input = ListInput(model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps, trace=traceparent_of(state))
         payload = _encode_input(unit_input, f"the listing of toolset {self.toolset_id!r}")
         outcome = decode_outcome(await self.owner.call_unit(self.list_unit, payload, label=self.list_unit.name))
         if isinstance(outcome, ErrorOutcome):
@@ -168,7 +169,14 @@ class DurableToolset(WrapperToolset[Any]):
         args = _model_args(ctx, tool_args)
         if ctx.tool_call_approved:
             args = _approved_args(ctx, tool, args, tool_args)
-        unit_input = ToolInput(tool=name, args=args, model=state.model_key, ctx=snapshot_ctx(ctx), deps=deps)
+        unit_input = ToolInput(
+            tool=name,
+            args=args,
+            model=state.model_key,
+            ctx=snapshot_ctx(ctx),
+            deps=deps,
+            trace=traceparent_of(state),
+        )
         payload = _encode_input(unit_input, f"the arguments of tool {name!r}")
         outcome = decode_outcome(await self.owner.call_unit(self.call_unit, payload, label=label, config=config))
         usage = getattr(outcome, "usage", None)
@@ -311,9 +319,9 @@ def _tool_result(label: str, outcome: Outcome) -> Any:
 async def list_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, payload: bytes) -> bytes:
     """The code of a listing unit: list the real toolset's tools (and instructions)."""
     name = leaf.list_unit.name if leaf.list_unit else leaf.toolset_id
-    notify(UnitEvent(name, UnitKind.LIST, name, owner.name))
     try:
         unit_input = decode_input(payload)
+        begin_unit(UnitEvent(name, UnitKind.LIST, name, owner.name), getattr(unit_input, "trace", None))
         if not isinstance(unit_input, ListInput):
             raise ProtocolError(f"The listing unit {name} got a {unit_input.t!r} input.")
         model = owner.context_model(unit_input.model)
@@ -377,7 +385,7 @@ async def tool_unit_body(owner: DurableAgent[Any, Any], leaf: DurableToolset, pa
         return encode(error_outcome(exc))
     tool_name = unit_input.tool if isinstance(unit_input, ToolInput) else "?"
     label = f"{unit_name}/{tool_name}"
-    notify(UnitEvent(unit_name, UnitKind.TOOL, label, owner.name))
+    begin_unit(UnitEvent(unit_name, UnitKind.TOOL, label, owner.name), getattr(unit_input, "trace", None))
     try:
         if not isinstance(unit_input, ToolInput):
             raise ProtocolError(f"The tool unit {unit_name} got a {unit_input.t!r} input.")

@@ -33,7 +33,7 @@ from tests.temporal.conftest import temporal_env  # noqa: F401  # fixture, start
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
 # Pages whose examples build on each other run in one namespace, in this order.
-CHAINS = [["engines.md", "local.md", "testing.md"], ["index.md"], ["concepts.md"]]
+CHAINS = [["engines.md", "local.md", "testing.md"], ["index.md"], ["concepts.md"], ["telemetry.md"]]
 # Engine pages: each runs as one program, in a subprocess (engines hold process-wide state).
 SCRIPT_PAGES = ["dbos.md", "temporal.md", "prefect.md"]
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```$", re.DOTALL | re.MULTILINE)

@@ -30,6 +30,7 @@ from .._inputs import check_run_inputs
 from .._live import LiveEvents
 from .._policy import is_fatal, pause_before_retry
 from .._run import CURRENT_RUN
+from .._telemetry import attach_traceparent, current_traceparent, unit_attempt
 from .._units import Unit
 from ..exceptions import (
     ContainerUsageError,
@@ -187,7 +188,9 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         async def run_workflow(request: dict[str, Any]) -> AgentRunResult[Any]:
             token = _RUN_SEQ.set(None)
             try:
-                return await self.run_in_container(**self._decode_request(request))
+                # The caller's trace context, as stored with the workflow's input: the same after a recovery.
+                with attach_traceparent(request.get("trace")):
+                    return await self.run_in_container(**self._decode_request(request))
             finally:
                 _RUN_SEQ.reset(token)
 
@@ -217,10 +220,14 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         """Run the unit as a DBOS step named `label` (`<agent>.model`, `<agent>.toolset.<id>.call/<tool>`, ...)."""
         options = cast(StepOptions, {**config, "name": label, "should_retry": _should_retry})
         body = cast(Callable[[bytes], Coroutine[Any, Any, bytes]], unit.body)
+        attempts = 0
 
         async def step(data: bytes) -> bytes:
+            nonlocal attempts
+            attempts += 1
             try:
-                return await body(data)
+                with unit_attempt(attempts):
+                    return await body(data)
             except Exception as exc:
                 # DBOS retries after its own interval; a server's Retry-After comes first.
                 await pause_before_retry(exc)
@@ -332,6 +339,7 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
             "history": None if history is None else ModelMessagesTypeAdapter.dump_json(list(history)),
             "handler": handler,
             "options": kwargs,
+            "trace": current_traceparent(),
         }
 
     def _decode_request(self, request: Mapping[str, Any]) -> dict[str, Any]:

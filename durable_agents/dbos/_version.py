@@ -20,8 +20,11 @@ from dbos import _dbos as dbos_internals  # pyright: ignore[reportPrivateUsage]
 
 from .._agent import DurableAgent
 from .._fingerprint import code_fingerprint, digest
+from .._telemetry import engine_logger
 
 __all__ = ["agents_of", "application_version"]
+
+_log = engine_logger("dbos")
 
 # The durable agents of each DBOS registry, by workflow name. `DBOS.destroy(destroy_registry=True)` starts a new
 # registry, and with it a new namespace, so tests (and apps that rebuild DBOS) can wrap an agent of the same name
@@ -63,7 +66,10 @@ def application_version(app_name: str) -> str:
         f"workflow {name}:{code_fingerprint(function)}" for name, function in workflows.items() if name not in agents
     )
     parts += [f"dbos {importlib.metadata.version('dbos')}", f"app {app_name}"]
-    return digest(parts)[:32]
+    version = digest(parts)[:32]
+    # DBOS recovers pending runs only in a process of their version: this line tells why a run was not recovered.
+    _log.info("DBOS application version %s, derived from %d durable agents.", version, len(agents))
+    return version
 
 
 def _derive_default_version(registry: object) -> None:
@@ -78,3 +84,8 @@ def _derive_default_version(registry: object) -> None:
     """
     if callable(getattr(registry, "compute_app_version", None)):
         registry.compute_app_version = application_version  # type: ignore[attr-defined]
+    else:
+        _log.warning(
+            "This DBOS version has no registry.compute_app_version: DBOS's own default application version applies, "
+            "and it does not change when an agent's tools or prompts change. Name a version in the DBOS config."
+        )

@@ -25,6 +25,7 @@ from .._external import EventOutcome, timed_out
 from .._live import LiveEvents
 from .._policy import pause_before_retry
 from .._run import CURRENT_RUN
+from .._telemetry import unit_attempt
 from .._units import Unit
 from ..exceptions import EventTokenError, UnknownRunError
 
@@ -171,7 +172,8 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         timeout = config.get("timeout_seconds")
         for attempt in range(1, attempts + 1):
             try:
-                return await asyncio.wait_for(unit.body(payload), timeout)
+                with unit_attempt(attempt):
+                    return await asyncio.wait_for(unit.body(payload), timeout)
             except Exception as exc:
                 if attempt == attempts:
                     raise

@@ -25,7 +25,7 @@ from prefect import Flow, Task, serve, tags
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.context import FlowRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import MissingResult, ObjectNotFound
 from prefect.filesystems import LocalFileSystem, WritableFileSystem
@@ -50,7 +50,8 @@ from .._live import LiveEvents
 from .._model_ids import live_override
 from .._policy import pause_before_retry
 from .._run import current_run
-from .._run_args import decode_json_args, decode_run_args, encode_run_args, unstored_run_args
+from .._run_args import decode_json_args, decode_run_args, encode_run_args, run_args_trace, unstored_run_args
+from .._telemetry import attach_traceparent, current_traceparent, engine_logger, unit_attempt
 from .._units import Unit, UnitKind
 from ..exceptions import (
     ConfigurationError,
@@ -126,6 +127,8 @@ class _Container:
     asked: dict[tuple[str, str], _Asked] = field(default_factory=dict[tuple[str, str], _Asked])
     """What the `ask` task of each wait recorded, by (run key, wait key)."""
 
+
+_log = engine_logger("prefect")
 
 _CONTAINER: ContextVar[_Container | None] = ContextVar("durable_agents_prefect_container", default=None)
 
@@ -294,7 +297,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             token = _CONTAINER.set(None)
             try:
                 # Our frames are JSON text: stored as JSON, a unit's result is read back without unpickling.
-                return (await body(payload)).decode()
+                task_run = getattr(TaskRunContext.get(), "task_run", None)
+                with unit_attempt(max(1, getattr(task_run, "run_count", 1))):
+                    return (await body(payload)).decode()
             except Exception as exc:
                 # Prefect retries after its own delay; a server's Retry-After comes first.
                 await pause_before_retry(exc)
@@ -510,7 +515,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
             self.deps_codec.check(deps)
         # Prefect stores flow parameters as JSON and writes '<TypeName>' for what it cannot encode: the run's data
         # goes in one frame of our own instead; what is not data (output_type, a handler) is passed as it is.
-        frame, rest = encode_run_args(self.deps_codec, user_prompt, kwargs)
+        frame, rest = encode_run_args(self.deps_codec, user_prompt, kwargs, current_traceparent())
         frame = await self._parameter_of(frame)
         run_id = kwargs.get("run_id")
         if not isinstance(run_id, str) or FlowRunContext.get() is not None:
@@ -609,9 +614,12 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         if context is None or context.flow_run is None:
             raise ConfigurationError("run_flow_body() must run inside a Prefect flow run.")
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        caller_trace: str | None = None
         if run_args is not None:
-            user_prompt, stored = decode_run_args(self.deps_codec, await self._frame_of(run_args))
+            frame = await self._frame_of(run_args)
+            user_prompt, stored = decode_run_args(self.deps_codec, frame)
             kwargs = {**stored, **kwargs}
+            caller_trace = run_args_trace(frame)
         else:
             # Parameters of a deployment (or of a run started by an older durable_agents) are JSON data.
             kwargs = decode_json_args(kwargs)
@@ -622,7 +630,9 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         )
         heartbeat = asyncio.create_task(self._heartbeat(context.flow_run.id))
         try:
-            return await self.run_in_container(user_prompt, **kwargs)
+            # The caller's trace context, as stored with the run's arguments: the same when the run is resumed.
+            with attach_traceparent(caller_trace):
+                return await self.run_in_container(user_prompt, **kwargs)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -722,6 +732,7 @@ class PrefectAgent(DurableAgent[AgentDepsT, OutputDataT]):
         flow_parameters["kwargs"] = {k: v for k, v in parameters.items() if k not in named}
         tagged = any(t.startswith(RUN_ID_TAG_PREFIX) for t in flow_run.tags)
         flow = self._persisting_flow() if tagged else self._flow
+        _log.info("Resuming flow run %s of agent %r (state %s).", flow_run.id, self.name, flow_run.state_name)
         return cast(AgentRunResult[Any], await run_flow_async(flow, flow_run=flow_run, parameters=flow_parameters))
 
     async def _resumable(self, client: PrefectClient, run_id: str, stale_after: float) -> FlowRun:

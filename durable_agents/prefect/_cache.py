@@ -18,7 +18,7 @@ occurrence number that tells apart identical calls within one run. Removed field
 
 | where | dropped |
 |---|---|
-| frame | `v`, `run` (the run key), `base`, `digest`, `params` (`params_digest` stays), `messages`, `deps` (see below) |
+| frame | `v`, `run` (run key), `base`, `digest`, `params` (not `params_digest`), `messages`, `trace`, `deps` (below) |
 | run-context snapshot (`ctx`) | `run_id`, `conversation_id`, `tool_call_id`, `deadline` |
 | every message | `timestamp`, `run_id`, `conversation_id`, `provider_response_id` |
 | every message part, also inside events | `timestamp`, `tool_call_id`, `id` |
@@ -95,7 +95,7 @@ RUN_PARAMETER = "run"
 """The name of the task parameter that carries the agent run's key (`<flow run id>:<n-th run in it>`, or
 `call-<parent task run id>:<n>` in a subflow)."""
 
-_FRAME_DROP = frozenset({"v", "run", "base", "digest", "params", "messages"})
+_FRAME_DROP = frozenset({"v", "run", "base", "digest", "params", "messages", "trace"})
 # Deps in frames are JSON encoded in the process that built the frame, with set elements in that process's hash
 # order; the scope's canonical form replaces them.
 _SCOPED_FRAME_DROP = _FRAME_DROP | {"deps"}

@@ -34,6 +34,7 @@ from .._external import Ask, EventOutcome
 from .._live import LiveEvents
 from .._policy import MAX_RETRY_AFTER, classify
 from .._run import CURRENT_RUN, parent_run
+from .._telemetry import unit_attempt
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError, UnitNotRegisteredError
 from ._child import agent_workflow, run_child
@@ -316,6 +317,14 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
                 "pure."
             ) from exc
 
+    def replay_probe(self) -> Callable[[], bool]:
+        """Temporal says when workflow code replays history: nothing it does then is emitted again."""
+        return workflow.unsafe.is_replaying_history_events
+
+    def telemetry_clock(self) -> int:
+        """Workflow time, the same when the workflow replays: a run span's start is that of its first execution."""
+        return int(workflow.now().timestamp() * 1e9)
+
     def container_context(self) -> contextlib.AbstractContextManager[None]:
         """pydantic-ai's sync functions run inline in a durable run: a workflow cannot start threads."""
         return _DISABLE_THREADS() if _DISABLE_THREADS is not None else contextlib.nullcontext()
@@ -330,8 +339,9 @@ def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
 
     async def run_unit(payload: RawValue) -> RawValue:
         try:
-            async with heartbeating():
-                return payload_of(await body(frame_of(payload)))
+            with unit_attempt(activity.info().attempt):
+                async with heartbeating():
+                    return payload_of(await body(frame_of(payload)))
         except Exception as exc:
             # Units return fatal errors as values; what escapes is retryable.
             error = _as_temporal_error(exc)

@@ -20,6 +20,7 @@ from .._policy import FATAL_TYPES
 from ..exceptions import ConfigurationError, DuplicateAgentNameError
 from ._agent import UNIT_ATTR, TemporalAgent
 from ._passthrough import derive_passthrough_modules
+from ._tracing import TraceHeaders
 
 __all__ = [
     "AGENTS_ATTR",
@@ -140,6 +141,8 @@ class DurableAgentsPlugin(SimplePlugin):
       dependencies);
     - the exception types that fail a workflow instead of retrying its task
       ([`WORKFLOW_FAILURE_EXCEPTION_TYPES`][durable_agents.temporal.WORKFLOW_FAILURE_EXCEPTION_TYPES]);
+    - the caller's trace context, carried in the headers of the workflows a client starts, as the parent of the
+      durable runs in them (see the Telemetry page of the docs);
     - on workers, the activities of the agents given to it and of the agents that the worker's workflows
       declare ([`uses_agents`][durable_agents.temporal.uses_agents]).
 
@@ -180,6 +183,7 @@ class DurableAgentsPlugin(SimplePlugin):
             data_converter=_with_pydantic_payloads,
             workflow_runner=_with_passthrough,
             workflow_failure_exception_types=_with_failure_types,
+            interceptors=[TraceHeaders()],
         )
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:

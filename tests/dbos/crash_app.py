@@ -11,6 +11,7 @@ Modes:
 `PARALLEL=n` makes each round n parallel tool calls. The model counts its requests in `<dir>/model_calls`
 and the tool its executions in `<dir>/tool_calls`. `AGENT=analyst` runs pydantic-ai's data-analyst example
 (`tests/parity/data_analyst.py`) instead, whose tools pass results to each other in deps.
+`DURABLE_AGENTS_TEST_SPANS=<file>` appends every finished span to that file (the run starts under a span `caller`).
 Prints one JSON line: the output, the unit labels this process executed, the ids of the agent's workflows and
 (data analyst) the tools this process ran.
 """
@@ -25,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from dbos import DBOS
+from opentelemetry import trace
 from pydantic_ai import Agent
 
 from durable_agents.dbos import DBOSAgent
 from durable_agents.testing import CallCounter, inject_crash, record_units, tool_loop_model
 from tests.parity import data_analyst
+from tests.telemetry_support import install_file_exporter
 
 ROUNDS = 4
 
@@ -63,12 +66,14 @@ def main() -> None:
         "log_level": "WARNING",
     }
     DBOS(config=config)  # type: ignore[arg-type]
+    install_file_exporter()
     inject_crash()
     with record_units() as units:
         DBOS.launch()
         if mode == "run":
             prompt = data_analyst.PROMPT if analyst else "go"
-            output = asyncio.run(dbos_agent.run(prompt, run_id=workflow_id, **run_kwargs)).output
+            with trace.get_tracer("tests").start_as_current_span("caller"):
+                output = asyncio.run(dbos_agent.run(prompt, run_id=workflow_id, **run_kwargs)).output
         elif mode == "resume":
             output = DBOS.retrieve_workflow(workflow_id).get_result().output
         else:

@@ -13,6 +13,7 @@ import pytest
 from durable_agents.testing import CRASH_ENV
 from durable_agents.testing._crash import CRASH_EXIT_CODE
 from tests.dbos.crash_app import ROUNDS, build_agent
+from tests.telemetry_support import SPANS_FILE_ENV, has_ancestor, ours, read_spans_file
 
 pytestmark = [pytest.mark.dbos, pytest.mark.slow]
 
@@ -84,6 +85,37 @@ async def test_killed_in_tool_call_2_of_4_resumes_in_a_new_process(
     assert isinstance(executed, list)
     assert executed[0] == CALL  # the interrupted tool call is the first unit the new process runs
     assert [e for e in executed if e == CALL] == [CALL] * 3  # tool calls 2, 3 and 4
+
+
+async def test_spans_of_units_completed_before_a_crash_are_not_emitted_again_by_the_recovery(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    spans_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv(SPANS_FILE_ENV, str(spans_file))
+    args = (db_url, "wf-crash-spans", str(work))
+
+    finish(start("run", *args, crash=f"{CALL}@2"), expect=CRASH_EXIT_CODE)
+    before = read_spans_file(spans_file)
+    # Model request 1, tool call 1, model request 2 completed; tool call 2 was cut short, its span never ended.
+    assert sorted(s.attributes["durable_agents.unit.label"] for s in ours(before)[1]) == sorted(
+        ["crashy.model", CALL, "crashy.model"]
+    )
+    finish(start("resume", *args))
+    spans = read_spans_file(spans_file)
+    runs, units = ours(spans)
+    # Each unit once over both processes: K+1 model requests, K tool calls (the one the crash cut short never
+    # ended its span, and ran again after the recovery); the run span once, from the process that ended the run.
+    assert sorted(s.attributes["durable_agents.unit.label"] for s in units) == sorted(
+        ["crashy.model"] * (ROUNDS + 1) + [CALL] * ROUNDS
+    )
+    assert [s.name for s in runs] == ["durable_agents run crashy"]
+    assert all(has_ancestor(unit, runs[0], spans) for unit in units)
+    # The recovered run stays under the span of the caller that started it (stored with the workflow's input; the
+    # caller's own span never ended, its process was killed).
+    assert runs[0].parent_id is not None
+    assert {s.trace_id for s in spans} == {runs[0].trace_id}
 
 
 @pytest.mark.postgres

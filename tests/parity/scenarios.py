@@ -442,6 +442,17 @@ mcp = Agent(
     toolsets=[MCPToolset(MCP_SERVER, id="parity_calc", init_timeout=60, read_timeout=60)],
 )
 
+# ---------------------------------------------------------------- K rounds of a model request and a tool call
+
+ROUNDS = 4
+rounds = Agent(tool_loop_model(ROUNDS, tool_name="round_step"), name="parity_rounds")
+
+
+@rounds.tool_plain
+def round_step(i: int) -> str:
+    return f"r{i}"
+
+
 FLOWS: dict[str, Callable[[Any, str], Awaitable[str]]] = {"parity_approve": _approval_flow}
 """Scenarios whose `run` mode is more than one `agent.run` (container code, or the caller's code on engines whose
 runs are containers of their own)."""
@@ -466,6 +477,7 @@ AGENTS: dict[str, Agent[Any, Any]] = {
         native,
         approve,
         mcp,
+        rounds,
     )
     if a.name
 }

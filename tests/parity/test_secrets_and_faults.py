@@ -14,6 +14,7 @@ import base64
 import binascii
 import gc
 import json
+import logging
 import os
 import re
 import shutil
@@ -272,6 +273,22 @@ async def test_a_persistent_503_is_sent_once_per_configured_attempt(engine: Engi
     with pytest.raises(Exception):  # each engine reports a failed run its own way
         await engine.run_faults()
     assert fresh.statuses == [503] * secret_app.ATTEMPTS
+
+
+async def test_a_retried_model_unit_is_logged_once_per_failed_attempt_without_its_payload(
+    engine: Engine, fresh: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh.faults.append(503)
+    with caplog.at_level(logging.INFO, logger="durable_agents"):
+        assert await engine.run_faults() == "done"
+    assert fresh.statuses == [503, 200]
+    logger = f"durable_agents.{engine.name.split('-')[0]}"
+    retried = [r for r in caplog.records if r.name == logger and r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in retried] == [
+        "Unit parity_faults.model failed on attempt 1 with ModelUnavailableError; the engine retries it "
+        "if its config allows."
+    ]
+    assert not [r for r in caplog.records if r.name.startswith("durable_agents") and r.levelno >= logging.ERROR]
 
 
 async def test_retry_after_holds_the_next_attempt_back(engine: Engine, fresh: FakeOpenAIServer) -> None:

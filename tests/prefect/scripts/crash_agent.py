@@ -3,7 +3,8 @@
 Model requests are counted in `<dir>/model.log`, tool executions in `<dir>/tools.log`, the prompt each model
 request sees in `<dir>/prompts.log`, and the tool results the event-stream handler gets in `<dir>/events.log`.
 `CRASH_AGENT_PROMPT` picks the prompt (`plain`, `tag`, `multimodal`); `CRASH_AGENT_RUN_ID`, if set, is the
-`run_id`. The deps hold a set, whose JSON order depends on PYTHONHASHSEED: start and resume run with different seeds.
+`run_id`. `DURABLE_AGENTS_TEST_SPANS=<file>` appends every finished span to that file (a run starts under a span
+`caller`). The deps hold a set, whose JSON order depends on PYTHONHASHSEED: start and resume run with different seeds.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import AgentStreamEvent, FunctionToolResultEvent, ImageUrl, ModelMessage, ModelRequest
 from pydantic_ai.models.function import AgentInfo, DeltaToolCalls, FunctionModel
 
 from durable_agents.prefect import PrefectAgent
 from durable_agents.testing import CallCounter, inject_crash, tool_loop_model
+
+sys.path.insert(0, str(Path(__file__).parents[3]))
+from tests.telemetry_support import install_file_exporter
 
 WORK = Path(sys.argv[2] if sys.argv[1] == "start" else sys.argv[3])
 NAME = sys.argv[-1]
@@ -84,12 +89,14 @@ prefect_agent = PrefectAgent(agent, event_stream_handler=handler, heartbeat_seco
 
 
 async def main() -> None:
+    install_file_exporter()
     inject_crash()
     if sys.argv[1] == "start":
         prompt = PROMPTS[os.environ.get("CRASH_AGENT_PROMPT", "plain")]
         deps = Deps({"alpha", "beta", "gamma", "delta", "epsilon"})
         run_id = os.environ.get("CRASH_AGENT_RUN_ID")
-        result = await prefect_agent.run(prompt, deps=deps, **({"run_id": run_id} if run_id else {}))
+        with trace.get_tracer("tests").start_as_current_span("caller"):
+            result = await prefect_agent.run(prompt, deps=deps, **({"run_id": run_id} if run_id else {}))
     else:
         result = await prefect_agent.resume(sys.argv[2])
     (WORK / "output.txt").write_text(result.output)
