@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from cyclopts import App, Parameter
+from pydantic import TypeAdapter
+from pydantic_ai.messages import AgentStreamEvent
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -21,6 +23,7 @@ from .. import __version__
 from .._engine import get_engine
 from .._external import decode_token, fail_external_event, resolve_external_event
 from ..exceptions import DurableAgentsError, EngineNotAvailableError, EventTokenError
+from ._events import follow_events, records_of
 from ._runs import Backend, RunDetail, RunRow
 
 __all__ = ["app", "main"]
@@ -149,6 +152,68 @@ async def resume_run(run: str, /, *, options: EngineOptions, force: bool = False
         message = await backend.resume_run(run, force=force)
     console.print(message, markup=False, highlight=False)
     return message
+
+
+@runs.command(name="events")
+async def run_events(
+    run: str,
+    /,
+    *,
+    options: EngineOptions,
+    after: int = -1,
+    follow: bool = False,
+    idle: float = 2.0,
+    format: Format = "table",
+) -> int:
+    """Print a run's agent events (tool calls, results, model output), from the run's `live_events=` record.
+
+    Only runs whose wrapper was built with `live_events=` publish events. Temporal: a worker of the run's task
+    queue must be up to answer the query that reads them.
+
+    Args:
+        run: The run's id: DBOS workflow id, Temporal workflow id, Prefect flow run id (or its `run_id=`).
+        options: Engine and connection.
+        after: Print only events after this offset (what a reconnecting reader saw last).
+        follow: Keep printing events as they come, until the run ends.
+        idle: Without `--follow`, stop once no event came for this many seconds.
+        format: `table` prints one line per event; `json` prints each event's JSON.
+
+    Returns:
+        How many events were printed.
+    """
+    console = app.console
+    backend = options.backend()  # checks the engine's extra is installed
+    engine_options: dict[str, Any] = {"address": options.address, "namespace": options.namespace}
+    if backend.engine == "dbos":
+        from ._dbos import system_database_url
+
+        engine_options["system_database_url"] = system_database_url(options.db)
+    records = records_of(backend.engine, run, **engine_options)
+    printed = 0
+    async for offset, event in follow_events(records, after=after, idle_seconds=None if follow else idle):
+        if format == "json":
+            console.print_json(json.dumps({"offset": offset, "event": _EVENT_ADAPTER.dump_python(event, mode="json")}))
+        else:
+            console.print(*_cells(f"{offset:>5}", _describe(event)))
+        printed += 1
+    if format == "table":
+        console.print(f"{printed} events", style="dim")
+    return printed
+
+
+_EVENT_ADAPTER: TypeAdapter[AgentStreamEvent] = TypeAdapter(AgentStreamEvent)
+
+
+def _describe(event: AgentStreamEvent) -> str:
+    """One line for an event: its kind and what it carries, shortened."""
+    kind = event.event_kind
+    detail: Any = None
+    for attribute in ("part", "delta", "result", "tool_call_id"):
+        detail = getattr(event, attribute, None)
+        if detail is not None:
+            break
+    text = f"{kind}: {detail!r}" if detail is not None else kind
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 @Parameter(name="*")

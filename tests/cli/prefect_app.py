@@ -16,3 +16,13 @@ async def step(i: int) -> str:
 
 
 agent = PrefectAgent(_agent)
+
+_live = Agent(tool_loop_model(2, tool_name="live_step"), name="cli_prefect_live")
+
+
+@_live.tool_plain
+async def live_step(i: int) -> str:
+    return f"r{i}"
+
+
+live_agent = PrefectAgent(_live, live_events=True)

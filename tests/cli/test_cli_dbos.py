@@ -131,3 +131,45 @@ async def test_a_cancelled_run_is_resumed_from_its_last_step(
     assert len(requests.calls) == 2 and calls == [0, 0]
     [row], _ = await cli("runs", "list", "--engine", "dbos", "--db", sqlite_url)
     assert row.status == "SUCCESS"
+
+
+async def test_runs_events_prints_a_runs_live_events_from_its_stream(
+    launch_sqlite: Callable[[], None],  # noqa: F811
+    sqlite_url: str,  # noqa: F811
+) -> None:
+    agent = Agent(tool_loop_model(2), name="cli_events")
+
+    @agent.tool_plain
+    async def step(i: int) -> str:
+        return f"r{i}"
+
+    wrapper = DBOSAgent(agent, live_events=True)
+    launch_sqlite()
+    await wrapper.run("go", run_id="cli-events-1")
+    expected = [(offset, event.event_kind) async for offset, event in wrapper.watch("cli-events-1")]
+    assert any(kind == "function_tool_result" for _, kind in expected)
+
+    printed, out = await cli("runs", "events", "cli-events-1", "--engine", "dbos", "--db", sqlite_url, "--follow")
+    assert printed == len(expected)
+    lines = [line for line in out.splitlines() if line.strip() and not line.endswith("events")]
+    assert [(int(line.split()[0]), line.split()[1].rstrip(":")) for line in lines] == expected
+
+    after = expected[2][0]
+    printed, out = await cli(
+        "runs",
+        "events",
+        "cli-events-1",
+        "--engine",
+        "dbos",
+        "--db",
+        sqlite_url,
+        "--after",
+        str(after),
+        "--format",
+        "json",
+    )
+    assert printed == len(expected) - 3
+    assert json.loads(out.split("\n}\n")[0] + "\n}")["offset"] == after + 1
+
+    with pytest.raises(ConfigurationError, match="no run 'nope' to watch"):
+        await cli("runs", "events", "nope", "--engine", "dbos", "--db", sqlite_url)

@@ -13,7 +13,7 @@ from durable_agents.exceptions import ConfigurationError, RunFinishedError, RunS
 from tests.conftest import PREFECT_WARNING_FILTERS
 
 from ._support import cli
-from .prefect_app import agent
+from .prefect_app import agent, live_agent
 
 pytestmark = [pytest.mark.prefect, *PREFECT_WARNING_FILTERS]
 
@@ -74,3 +74,16 @@ async def test_a_dead_run_is_resumed_with_the_agent_of_app() -> None:
     assert message == f"Flow run {run_id} of agent {agent.name!r} resumed and finished: 'done: r0, r1'"
     detail, _ = await cli("runs", "show", run_id, "--engine", "prefect")
     assert detail.run.status == "Completed" and len(detail.units) == 5
+
+
+async def test_runs_events_prints_a_flow_runs_live_events_by_its_run_id() -> None:
+    await live_agent.run("go", run_id="cli-live-1")
+    expected = [(offset, event.event_kind) async for offset, event in live_agent.watch("cli-live-1")]
+    assert any(kind == "function_tool_result" for _, kind in expected)
+
+    printed, out = await cli("runs", "events", "cli-live-1", "--engine", "prefect", "--follow")
+    assert printed == len(expected)
+    lines = [line.split() for line in out.splitlines() if line.strip() and not line.endswith("events")]
+    assert [(int(words[0]), words[1].rstrip(":")) for words in lines] == expected
+    with pytest.raises(ConfigurationError, match="no run 'nope' to watch"):
+        await cli("runs", "events", "nope", "--engine", "prefect")

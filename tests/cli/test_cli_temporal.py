@@ -54,6 +54,46 @@ class CliLocalWorkflow:
         return (await local_agent.run("go")).output
 
 
+def _live_agent() -> TemporalAgent[None, str]:
+    agent = Agent(tool_loop_model(2), name="clilive")
+
+    @agent.tool_plain
+    async def step(i: int) -> str:
+        return f"r{i}"
+
+    return TemporalAgent(agent, live_events=True)
+
+
+live_agent = _live_agent()
+
+
+@workflow.defn(sandboxed=False)  # defined in a test module, which the sandbox should not re-import
+class CliLiveWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await live_agent.run("go")).output
+
+
+async def test_runs_events_prints_a_workflows_live_events(
+    client: Client,  # noqa: F811
+    temporal_env: WorkflowEnvironment,  # noqa: F811
+) -> None:
+    address = temporal_env.client.service_client.config.target_host
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    workflow_id = new_id()
+    async with Worker(client, task_queue=queue, workflows=[CliLiveWorkflow], plugins=[DurableAgentsPlugin(live_agent)]):
+        await client.execute_workflow(CliLiveWorkflow.run, id=workflow_id, task_queue=queue)
+        # A closed workflow's log is read by a query, which a worker of its task queue answers.
+        expected = [(o, e.event_kind) async for o, e in live_agent.watch(workflow_id, client=client)]
+        printed, out = await cli("runs", "events", workflow_id, "-e", "temporal", "--address", address, "--follow")
+    assert any(kind == "function_tool_call" for _, kind in expected)
+    assert printed == len(expected)
+    lines = [line.split() for line in out.splitlines() if line.strip() and not line.endswith("events")]
+    assert [(int(words[0]), words[1].rstrip(":")) for words in lines] == expected
+    with pytest.raises(ConfigurationError, match="no run 'nope' to watch"):
+        await cli("runs", "events", "nope", "--engine", "temporal", "--address", address)
+
+
 async def test_workflows_that_ran_an_agent_are_listed_and_shown_with_their_activities(
     client: Client,  # noqa: F811
     task_queue: str,  # noqa: F811
