@@ -47,13 +47,6 @@ def _local_agent() -> TemporalAgent[None, str]:
 local_agent = _local_agent()
 
 
-@workflow.defn(sandboxed=False)  # defined in a test module, which the sandbox should not re-import
-class CliLocalWorkflow:
-    @workflow.run
-    async def run(self) -> str:
-        return (await local_agent.run("go")).output
-
-
 def _live_agent() -> TemporalAgent[None, str]:
     agent = Agent(tool_loop_model(2), name="clilive")
 
@@ -65,13 +58,14 @@ def _live_agent() -> TemporalAgent[None, str]:
 
 
 live_agent = _live_agent()
+AGENTS = {agent.name: agent for agent in (local_agent, live_agent)}
 
 
 @workflow.defn(sandboxed=False)  # defined in a test module, which the sandbox should not re-import
-class CliLiveWorkflow:
+class CliAgentWorkflow:
     @workflow.run
-    async def run(self) -> str:
-        return (await live_agent.run("go")).output
+    async def run(self, agent_name: str) -> str:
+        return (await AGENTS[agent_name].run("go")).output
 
 
 async def test_runs_events_prints_a_workflows_live_events(
@@ -81,8 +75,10 @@ async def test_runs_events_prints_a_workflows_live_events(
     address = temporal_env.client.service_client.config.target_host
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     workflow_id = new_id()
-    async with Worker(client, task_queue=queue, workflows=[CliLiveWorkflow], plugins=[DurableAgentsPlugin(live_agent)]):
-        await client.execute_workflow(CliLiveWorkflow.run, id=workflow_id, task_queue=queue)
+    async with Worker(
+        client, task_queue=queue, workflows=[CliAgentWorkflow], plugins=[DurableAgentsPlugin(live_agent)]
+    ):
+        await client.execute_workflow(CliAgentWorkflow.run, "clilive", id=workflow_id, task_queue=queue)
         # A closed workflow's log is read by a query, which a worker of its task queue answers.
         expected = [(o, e.event_kind) async for o, e in live_agent.watch(workflow_id, client=client)]
         printed, out = await cli("runs", "events", workflow_id, "-e", "temporal", "--address", address, "--follow")
@@ -135,9 +131,12 @@ async def test_local_activities_are_shown_with_their_attempts(
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     workflow_id = new_id()
     async with Worker(
-        client, task_queue=queue, workflows=[CliLocalWorkflow], plugins=[DurableAgentsPlugin(local_agent)]
+        client, task_queue=queue, workflows=[CliAgentWorkflow], plugins=[DurableAgentsPlugin(local_agent)]
     ):
-        assert await client.execute_workflow(CliLocalWorkflow.run, id=workflow_id, task_queue=queue) == "done: r0, r1"
+        assert (
+            await client.execute_workflow(CliAgentWorkflow.run, "clilocal", id=workflow_id, task_queue=queue)
+            == "done: r0, r1"
+        )
 
     detail, _ = await cli("runs", "show", workflow_id, "--engine", "temporal", "--address", address)
     assert [(u.name, u.status, u.attempts) for u in detail.units] == [
