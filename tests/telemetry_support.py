@@ -22,6 +22,7 @@ SPANS_FILE_ENV = "DURABLE_AGENTS_TEST_SPANS"
 """In a subprocess: the file `install_file_exporter()` appends every finished span to, one JSON line each."""
 
 _MEMORY: list[InMemorySpanExporter] = []
+_ATTACHED: list[object] = []  # the providers the in-memory exporter is a span processor of
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,20 @@ class SpanRecord:
 
 
 def memory_exporter() -> InMemorySpanExporter:
-    """The process's in-memory exporter, installed with the global tracer provider on first use."""
+    """The process's in-memory exporter, a span processor of the global tracer provider.
+
+    The global provider can be set once per process. When an earlier test set one up (Logfire's
+    `logfire.configure()` installs its own proxy provider), the exporter is added to that one.
+    """
     if not _MEMORY:
         _MEMORY.append(InMemorySpanExporter())
-        provider = trace.get_tracer_provider()
-        if not isinstance(provider, TracerProvider):  # the first in this process: the global one can be set once
-            provider = TracerProvider()
-            trace.set_tracer_provider(provider)
+    provider: Any = trace.get_tracer_provider()
+    if not hasattr(provider, "add_span_processor"):  # the API's no-op proxy: nobody installed a provider yet
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    if not any(p is provider for p in _ATTACHED):
         provider.add_span_processor(SimpleSpanProcessor(_MEMORY[0]))
+        _ATTACHED.append(provider)
     return _MEMORY[0]
 
 
