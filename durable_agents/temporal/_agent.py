@@ -202,16 +202,15 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
     def in_container(self) -> bool:
         return workflow.in_workflow()
 
-    async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """As `DurableAgent.run`; called by a tool of another agent's run in a workflow, a child workflow.
+    async def dispatch_run(self, user_prompt: Any, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
+        """As `DurableAgent.dispatch_run`; called by a tool of another agent's run in a workflow, a child workflow.
 
         The sub-agent's run is a workflow of type `<agent>.run` (registered by the plugin), its usage is added to
         the `usage=` it was given, and an error of ours or pydantic-ai's that fails it fails the caller the same.
         """
         if workflow.in_workflow() and parent_run(self.name) is not None:
-            kwargs = {k: v for k, v in kwargs.items() if v is not None}
             return await with_usage_back(kwargs, functools.partial(run_child, self, user_prompt))
-        return await super().run(user_prompt, **kwargs)
+        return await super().dispatch_run(user_prompt, kwargs)
 
     @property
     def temporal_workflow(self) -> type:
