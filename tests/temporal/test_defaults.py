@@ -25,11 +25,17 @@ from durable_agents.temporal import (
 )
 from durable_agents.temporal._defaults import with_defaults
 from durable_agents.temporal._passthrough import derive_passthrough_modules
+from durable_agents.temporal._plugin import (  # pyright: ignore[reportPrivateUsage]
+    _add_activities,
+    _declared_agents,
+    _with_sub_agents,
+)
 
 
 def _activity_names(plugin: DurableAgentsPlugin, workflows: list[type]) -> list[str]:
-    config = plugin.configure_worker({"workflows": workflows})  # pyright: ignore[reportArgumentType]
-    return [getattr(fn, "__temporal_activity_definition").name for fn in config.get("activities") or ()]
+    # What `configure_worker` registers, without the rest of a worker's set-up (which needs a connected client).
+    agents = _with_sub_agents([*plugin.agents, *_declared_agents(workflows)])
+    return [getattr(fn, "__temporal_activity_definition").name for fn in _add_activities([], agents)]
 
 
 def test_the_plugin_registers_declared_agents_once() -> None:
