@@ -338,7 +338,7 @@ def _activity_for(unit: Unit) -> Callable[[RawValue], Awaitable[RawValue]]:
 
     async def run_unit(payload: RawValue) -> RawValue:
         try:
-            with unit_attempt(activity.info().attempt):
+            with unit_attempt(activity.info().attempt if activity.in_activity() else 1):
                 async with heartbeating():
                     return payload_of(await body(frame_of(payload)))
         except Exception as exc:
