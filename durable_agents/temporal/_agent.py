@@ -37,6 +37,7 @@ from .._run import CURRENT_RUN, parent_run
 from .._telemetry import unit_attempt
 from .._units import Unit, UnitKind
 from ..exceptions import ConfigurationError, UnitNotRegisteredError
+from ._cancel import await_handle
 from ._child import agent_workflow, run_child
 from ._continue import HistoryLimit, HistoryLimitReached
 from ._defaults import check_values, with_defaults
@@ -247,12 +248,14 @@ class TemporalAgent(DurableAgent[AgentDepsT, OutputDataT]):
         options: dict[str, Any] = {"summary": label, **with_defaults(unit.kind, config)}
         if unit.kind is UnitKind.TOOL and self._runs_locally(unit, label):
             local = {key: value for key, value in options.items() if key in _LOCAL_KEYS}
-            result = await workflow.execute_local_activity(
-                unit.name, payload_of(payload), result_type=RawValue, **local
+            result = await await_handle(
+                workflow.start_local_activity(unit.name, payload_of(payload), result_type=RawValue, **local)
             )
             return frame_of(result)
         try:
-            result = await workflow.execute_activity(unit.name, payload_of(payload), result_type=RawValue, **options)
+            result = await await_handle(
+                workflow.start_activity(unit.name, payload_of(payload), result_type=RawValue, **options)
+            )
         except ActivityError as exc:
             if _never_started(exc):
                 timed_out = isinstance(exc.cause, ActivityTimeoutError)

@@ -23,6 +23,7 @@ from .._errors import ALLOWED_ERRORS, rebuild_error
 from .._frames import ErrorOutcome
 from .._run_args import decode_run_args, encode_run_args
 from ..exceptions import ContainerUsageError
+from ._cancel import await_handle
 
 if TYPE_CHECKING:
     from pydantic_ai.run import AgentRunResult
@@ -86,13 +87,17 @@ async def run_child(agent: TemporalAgent[Any, Any], user_prompt: Any, kwargs: di
     n = _CHILD_COUNTERS.get(loop, 0) + 1
     _CHILD_COUNTERS[loop] = n
     try:
-        result: str = await workflow.execute_child_workflow(
+        child = await workflow.start_child_workflow(
             workflow_type(agent.name),
             frame,
             id=f"{info.workflow_id}/{agent.name}/{n}",
             result_type=str,
             static_summary=f"sub-agent {agent.name}",
+            # The child outlives no parent: if the parent closes otherwise than by its cancellation reaching the
+            # child (terminated, timed out), the child is asked to cancel rather than left running or killed.
+            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
         )
+        result: str = await await_handle(child)
     except ChildWorkflowError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type in ALLOWED_ERRORS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import pytest
 from dbos import DBOS
+from dbos._error import DBOSAwaitedWorkflowCancelledError
+from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UsageLimitExceeded
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import UsageLimits
 
 from durable_agents.dbos import DBOSAgent
@@ -122,3 +127,47 @@ def test_the_delegation_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Booked: AK Air SFO-ANC 09:15" in done.stdout
     assert "usage: 5 requests, 3 tool calls" in done.stdout
+
+
+async def test_cancelling_the_parent_with_cancel_children_cancels_the_child(
+    launch_sqlite: Callable[[], None],
+) -> None:
+    """`DBOS.cancel_workflow` cancels the parent only; with `cancel_children=True` it reaches the sub-agent's run."""
+    release = asyncio.Event()
+    waiting = asyncio.Event()
+    search_agent = Agent(FunctionModel(_call_then_answer("wait")), name="waiting_search")
+
+    @search_agent.tool_plain
+    async def wait() -> str:
+        waiting.set()
+        await release.wait()
+        return "late"
+
+    search = DBOSAgent(search_agent)
+    booking_agent = Agent(FunctionModel(_call_then_answer("delegate")), name="waiting_booking")
+
+    @booking_agent.tool
+    async def delegate(ctx: RunContext[None]) -> str:
+        return (await search.run("find", usage=ctx.usage)).output
+
+    booking = DBOSAgent(booking_agent)
+    launch_sqlite()
+    run = asyncio.ensure_future(booking.run("book", run_id="trip-cancel"))
+    await asyncio.wait_for(waiting.wait(), 30)
+    await DBOS.cancel_workflow_async("trip-cancel", cancel_children=True)
+    release.set()
+    with pytest.raises(DBOSAwaitedWorkflowCancelledError):
+        await asyncio.wait_for(run, 30)
+    [child] = await DBOS.list_workflows_async(name=search.workflow_name)
+    assert child.parent_workflow_id == "trip-cancel"
+    [parent] = await DBOS.list_workflows_async(workflow_ids=["trip-cancel"])
+    assert (parent.status, child.status) == ("CANCELLED", "CANCELLED")
+
+
+def _call_then_answer(tool: str) -> Callable[[list[ModelMessage], AgentInfo], ModelResponse]:
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            return ModelResponse(parts=[ToolCallPart(tool, {}, tool_call_id=f"{tool}_0")])
+        return ModelResponse(parts=[TextPart("done")])
+
+    return model

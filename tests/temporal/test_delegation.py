@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -24,7 +25,7 @@ from durable_agents.testing import CRASH_ENV
 from durable_agents.testing._crash import CRASH_EXIT_CODE
 from tests.parity.delegation_app import CALLS_ENV, EXPECTED, PROMPT, build
 
-from .delegation_workflows import BOOKING, BookingWorkflow
+from .delegation_workflows import BOOKING, STUCK_BOOKING, BookingWorkflow, StuckBookingWorkflow
 
 pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
 
@@ -137,3 +138,43 @@ async def test_a_worker_killed_in_the_delegates_second_tool_resumes_without_rese
     assert result["usage"] == dataclasses.asdict(bare.usage)
     # Every model request of parent and child was sent once: none completed before the crash was sent again.
     assert calls.read_text().splitlines() == ["booking:0", "search:0", "search:1", "search:2", "booking:1"]
+
+
+async def _status_of(client: Client, workflow_id: str, status: WorkflowExecutionStatus, within: float) -> None:
+    """Wait until the workflow `workflow_id` is in `status`, for at most `within` seconds (the acceptance bound)."""
+    handle = client.get_workflow_handle(workflow_id)
+    async with asyncio.timeout(within):
+        while (await handle.describe()).status != status:
+            await asyncio.sleep(0.2)
+
+
+async def test_cancelling_the_parent_cancels_the_child_waiting_on_an_activity(client: Client) -> None:
+    queue, plugin = f"tq-{uuid.uuid4().hex[:8]}", DurableAgentsPlugin(STUCK_BOOKING)
+    async with Worker(client, task_queue=queue, workflows=[StuckBookingWorkflow], plugins=[plugin]):
+        workflow_id = f"stuck-{uuid.uuid4().hex[:8]}"
+        handle = await client.start_workflow(
+            StuckBookingWorkflow.run, id=workflow_id, task_queue=queue, execution_timeout=timedelta(seconds=90)
+        )
+        child_id = f"{workflow_id}/stuck_search/1"
+        # The child is waiting on its model activity, which no worker polls.
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    history = await client.get_workflow_handle(child_id).fetch_history()
+                except RPCError:  # not started yet
+                    history = None
+                if history is not None and any(
+                    e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in history.events
+                ):
+                    break
+                await asyncio.sleep(0.2)
+        await handle.cancel()
+        await _status_of(client, workflow_id, WorkflowExecutionStatus.CANCELED, 30)
+        await _status_of(client, child_id, WorkflowExecutionStatus.CANCELED, 30)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        assert isinstance(failure.value.cause, CancelledError), failure.value.cause
+        for wf in (workflow_id, child_id):
+            history = await client.get_workflow_handle(wf).fetch_history()
+            failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+            assert not failed, (wf, [e.workflow_task_failed_event_attributes.failure.message for e in failed])
