@@ -46,6 +46,9 @@ class RunFailed(Exception):
         self.error_type = error_type
 
 
+EVENT_OPTIONS: dict[str, dict[str, Any]] = {}
+"""Per engine, the options `resolve_external_event` needs in this process to reach it (Temporal: the client)."""
+
 ENGINES = [
     "local",
     pytest.param("dbos", marks=pytest.mark.dbos),
@@ -69,6 +72,7 @@ def run_in_container(request: pytest.FixtureRequest) -> Runner:
 def _runner(request: pytest.FixtureRequest) -> Runner:
     scenarios.SEEN.clear()
     scenarios.CALLS.clear()
+    scenarios.inbox.ASKED.clear()
     scenarios.data_analyst.TOOL_RUNS.clear()
     runner: Runner = request.getfixturevalue(f"{request.param}_runner")
     return runner
@@ -168,6 +172,7 @@ async def temporal_runner() -> AsyncIterator[Runner]:
     from .temporal_app import TEMPORAL_AGENTS, ParityWorkflow
 
     async with temporal_worker([ParityWorkflow], TEMPORAL_AGENTS.values()) as (client, queue):
+        EVENT_OPTIONS["temporal"] = {"client": client}
 
         async def run(name: str, prompt: str, mode: str = "run") -> str:
             try:
@@ -186,3 +191,4 @@ async def temporal_runner() -> AsyncIterator[Runner]:
                 raise
 
         yield run
+        EVENT_OPTIONS.pop("temporal", None)

@@ -20,6 +20,7 @@ from typing import Any
 import logfire
 from pydantic import BaseModel
 from pydantic_ai import Agent, ModelRetry, NativeOutput, RunContext
+from pydantic_ai.capabilities import RequestInput
 from pydantic_ai.capabilities.process_history import ProcessHistory
 from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.messages import (
@@ -37,10 +38,14 @@ from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDefinition
 from pydantic_ai.toolsets import ExternalToolset, FunctionToolset
 from pydantic_ai.usage import UsageLimits
+from temporalio import workflow
 
 from durable_agents.testing import tool_loop_model
 
 from . import data_analyst
+
+with workflow.unsafe.imports_passed_through():
+    import tests.parity.inbox as inbox  # the same list in Temporal's workflow sandbox as in the test process
 
 SEEN: list[list[ModelMessage]] = []
 """Every request's messages, as the scenario models received them (cleared by the tests)."""
@@ -423,6 +428,31 @@ async def _approval_flow(agent: Any, prompt: str) -> str:
     return f"{[call.tool_name for call in requests.approvals]} -> {second.output}"
 
 
+# ---------------------------------------------------------------- a tool approved while the run waits (RequestInput)
+
+
+def _delete_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    done = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)]
+    if not done:
+        return ModelResponse(parts=[ToolCallPart("delete", {"path": "a"}, tool_call_id="delete_1")])
+    return ModelResponse(parts=[TextPart(f"done: {done[-1].content}")])
+
+
+async def _ask_in_run(ctx: RunContext[None], requests: DeferredToolRequests, token: str) -> None:
+    inbox.ASKED.append((requests, token))
+
+
+in_run_approval = Agent(
+    FunctionModel(_delete_model), name="parity_in_run_approval", capabilities=[RequestInput(_ask_in_run)]
+)
+
+
+@in_run_approval.tool_plain(requires_approval=True)
+def delete(path: str) -> str:
+    CALLS["parity_in_run_approval.delete"] += 1
+    return f"deleted {path}"
+
+
 # ---------------------------------------------------------------- an MCP server over stdio
 
 MCP_SERVER = Path(__file__).parent.parent / "core" / "mcp_server.py"
@@ -476,6 +506,7 @@ AGENTS: dict[str, Agent[Any, Any]] = {
         structured,
         native,
         approve,
+        in_run_approval,
         mcp,
         rounds,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -43,6 +44,17 @@ async def task_queue(client: Client) -> AsyncIterator[str]:
         plugins=[DurableAgentsPlugin(*workflows.ALL_AGENTS)],
     ):
         yield queue
+
+
+def stop_workers(*procs: subprocess.Popen[str] | None) -> None:
+    """Kill the worker subprocesses still running (skipping `None`) and close their piped stdout."""
+    for proc in procs:
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()
 
 
 def new_id() -> str:

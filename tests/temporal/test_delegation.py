@@ -25,6 +25,7 @@ from durable_agents.testing import CRASH_ENV
 from durable_agents.testing._crash import CRASH_EXIT_CODE
 from tests.parity.delegation_app import CALLS_ENV, EXPECTED, PROMPT, build
 
+from .conftest import stop_workers
 from .delegation_workflows import BOOKING, STUCK_BOOKING, BookingWorkflow, StuckBookingWorkflow
 
 pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
@@ -127,13 +128,7 @@ async def test_a_worker_killed_in_the_delegates_second_tool_resumes_without_rese
         second = _start_worker(address, queue, calls, crash=None)
         result = await asyncio.wait_for(handle.result(), 80)
     finally:
-        for proc in (first, second):
-            if proc is not None:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                assert proc.stdout is not None
-                proc.stdout.close()
+        stop_workers(first, second)
     assert result["output"] == bare.output == EXPECTED
     assert result["usage"] == dataclasses.asdict(bare.usage)
     # Every model request of parent and child was sent once: none completed before the crash was sent again.
