@@ -8,8 +8,10 @@ Prefect subflow, a nested run on the local engine), with units of its own, journ
 For that the delegating tool must run in the parent's container rather than in a unit: a Temporal activity cannot
 start a workflow, nor a DBOS step call one. This module finds such tools: a function tool whose code refers to a
 durable agent of the same engine (through its globals, closure or default arguments, and through the plain functions
-it calls in the same way) runs inline in the container. A tool that reaches its delegate some other way (an
-attribute of its deps, a registry) can be marked by hand with its per-tool config `None`.
+it calls in the same way) and calls one of its run methods (`run`, `run_sync`, `iter`, `run_stream`,
+`run_stream_events`) runs inline in the container; a tool that only reads an agent (its name, its units) does not.
+A tool that reaches its delegate some other way (an attribute of its deps, a registry) can be marked by hand with
+its per-tool config `None`.
 
 It also carries usage across the container boundary: the `usage=` a delegate gets is copied into the child
 container, and the child's requests and tokens are added into the caller's live `RunUsage` when the child returns, so
@@ -42,6 +44,9 @@ __all__ = ["decode_result", "encode_result", "referenced_agents", "with_usage_ba
 _MAX_DEPTH = 3
 """How many levels of plain helper functions are looked through for a delegate."""
 
+_RUN_METHODS = frozenset({"run", "run_sync", "iter", "run_stream", "run_stream_events"})
+"""The methods whose call, on a durable agent a function refers to, makes it a delegation."""
+
 
 def referenced_agents(function: Any, engine: str) -> list[DurableAgent[Any, Any]]:
     """The durable agents of `engine` that `function`'s code refers to, directly or through plain helpers.
@@ -54,31 +59,44 @@ def referenced_agents(function: Any, engine: str) -> list[DurableAgent[Any, Any]
     found: list[DurableAgent[Any, Any]] = []
     seen: set[int] = set()
 
+    def is_agent(value: Any) -> bool:
+        try:
+            return isinstance(value, DurableAgent)
+        except Exception:  # a proxy that cannot answer (Temporal's sandbox restricts some modules' objects)
+            return False
+
     def visit(value: Any, depth: int) -> None:
-        if id(value) in seen:
+        if id(value) in seen or depth >= _MAX_DEPTH:
             return
         seen.add(id(value))
-        try:
-            is_agent = isinstance(value, DurableAgent)
-        except Exception:  # a proxy that cannot answer (Temporal's sandbox restricts some modules' objects)
-            return
-        if is_agent:
-            agent = cast(DurableAgent[Any, Any], value)
-            if agent.engine == engine and agent not in found:
-                found.append(agent)
-            return
-        if depth < _MAX_DEPTH:
-            for inner in _referenced_values(value):
+        runs_agents = _names_run_method(value)
+        for inner in _referenced_values(value):
+            if is_agent(inner):
+                agent = cast(DurableAgent[Any, Any], inner)
+                if runs_agents and agent.engine == engine and agent not in found:
+                    found.append(agent)
+            else:
                 visit(inner, depth + 1)
 
     visit(function, -1)
     return found
 
 
-def _referenced_values(value: Any) -> Iterator[Any]:
+def _names_run_method(value: Any) -> bool:
+    """Whether a function's code (nested functions included) names a run method of an agent."""
+    function = _plain_function(value)
+    return function is not None and not _RUN_METHODS.isdisjoint(_global_names(function.__code__))
+
+
+def _plain_function(value: Any) -> types.FunctionType | None:
     function = getattr(value, "__func__", value)  # a bound method: its function
     function = getattr(function, "__wrapped__", function)  # a decorated function: the one it wraps
-    if not isinstance(function, types.FunctionType):
+    return function if isinstance(function, types.FunctionType) else None
+
+
+def _referenced_values(value: Any) -> Iterator[Any]:
+    function = _plain_function(value)
+    if function is None:
         return
     code_globals = function.__globals__
     for name in _global_names(function.__code__):

@@ -56,6 +56,15 @@ def test_tools_that_name_a_durable_agent_of_the_engine_are_found_through_helpers
     assert referenced_agents(via_dict, "local") == []  # not found: such a tool is marked with config None
     assert referenced_agents(via_helper, "dbos") == []  # only agents of the same engine
 
+    async def reads_only(x: str) -> str:
+        return f"{x} {sub.name} {len(sub.units)}"  # names the agent, runs nothing
+
+    def reads_via_helper(x: str) -> str:
+        return x + str(reads_only)
+
+    assert referenced_agents(reads_only, "local") == []  # such a tool stays in its unit
+    assert referenced_agents(reads_via_helper, "local") == []
+
     parent = Agent(TestModel(), name="parent")
     parent.tool_plain(via_helper)
     parent.tool_plain(via_dict)
