@@ -89,9 +89,12 @@ def _names_run_method(value: Any) -> bool:
 
 
 def _plain_function(value: Any) -> types.FunctionType | None:
-    function = getattr(value, "__func__", value)  # a bound method: its function
-    function = getattr(function, "__wrapped__", function)  # a decorated function: the one it wraps
-    return function if isinstance(function, types.FunctionType) else None
+    try:
+        function = getattr(value, "__func__", value)  # a bound method: its function
+        function = getattr(function, "__wrapped__", function)  # a decorated function: the one it wraps
+        return function if isinstance(function, types.FunctionType) else None
+    except Exception:  # a proxy that refuses attribute access (Temporal's sandbox restricts `threading` objects)
+        return None
 
 
 def _referenced_values(value: Any) -> Iterator[Any]:
