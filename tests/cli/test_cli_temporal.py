@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -68,16 +70,21 @@ class CliAgentWorkflow:
         return (await AGENTS[agent_name].run("go")).output
 
 
+@asynccontextmanager
+async def _worker(temporal: Client, agent: TemporalAgent[None, str]) -> AsyncIterator[str]:
+    """A worker of `CliAgentWorkflow` and `agent` on a fresh task queue, while the block runs; yields the queue."""
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(temporal, task_queue=queue, workflows=[CliAgentWorkflow], plugins=[DurableAgentsPlugin(agent)]):
+        yield queue
+
+
 async def test_runs_events_prints_a_workflows_live_events(
     client: Client,  # noqa: F811
     temporal_env: WorkflowEnvironment,  # noqa: F811
 ) -> None:
     address = temporal_env.client.service_client.config.target_host
-    queue = f"tq-{uuid.uuid4().hex[:8]}"
     workflow_id = new_id()
-    async with Worker(
-        client, task_queue=queue, workflows=[CliAgentWorkflow], plugins=[DurableAgentsPlugin(live_agent)]
-    ):
+    async with _worker(client, live_agent) as queue:
         await client.execute_workflow(CliAgentWorkflow.run, "clilive", id=workflow_id, task_queue=queue)
         # A closed workflow's log is read by a query, which a worker of its task queue answers.
         expected = [(o, e.event_kind) async for o, e in live_agent.watch(workflow_id, client=client)]
@@ -128,11 +135,8 @@ async def test_local_activities_are_shown_with_their_attempts(
     temporal_env: WorkflowEnvironment,  # noqa: F811
 ) -> None:
     address = temporal_env.client.service_client.config.target_host
-    queue = f"tq-{uuid.uuid4().hex[:8]}"
     workflow_id = new_id()
-    async with Worker(
-        client, task_queue=queue, workflows=[CliAgentWorkflow], plugins=[DurableAgentsPlugin(local_agent)]
-    ):
+    async with _worker(client, local_agent) as queue:
         assert (
             await client.execute_workflow(CliAgentWorkflow.run, "clilocal", id=workflow_id, task_queue=queue)
             == "done: r0, r1"
