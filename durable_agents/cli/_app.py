@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -314,11 +316,33 @@ async def deny_wait(token: str, /, *, reason: str, options: AnswerOptions | None
 
 def main() -> None:
     """Entry point of the `durable-agents` console script: a durable_agents error is printed, exit status 1."""
+    status: int | str | None = 0
     try:
         app(result_action="return_none")
     except DurableAgentsError as exc:
         Console(stderr=True).print(f"[red]{type(exc).__name__}[/red]: {escape(exc.message)}", highlight=False)
-        sys.exit(1)
+        status = 1
+    except SystemExit as exc:  # cyclopts' own exits: --help, --version, a usage error
+        status = exc.code
+    _exit(status)
+
+
+def _exit(status: int | str | None) -> None:
+    """Leave with `status`; once a temporalio client was used, without the interpreter's finalization.
+
+    temporalio's Rust threads can abort a process at interpreter exit (exit code 134) after all its work
+    succeeded (temporalio sdk-python#300): a script that ran `runs approve` would see a failure for an answer
+    that was delivered. Output is flushed first; nothing else of ours needs the finalization.
+    """
+    if "temporalio.client" not in sys.modules:
+        sys.exit(status)
+    if isinstance(status, str):
+        print(status, file=sys.stderr)
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status or 0)
 
 
 def _seconds(value: float | None) -> str:

@@ -21,6 +21,7 @@ from durable_agents import fail_external_event, resolve_external_event
 from durable_agents._external import decode_token, encode_token
 from durable_agents.exceptions import EventTokenError
 from durable_agents.temporal import DurableAgentsPlugin
+from durable_agents.testing._crash import CRASH_EXIT_CODE
 
 from . import event_workflows as ew
 from .conftest import new_id
@@ -89,6 +90,28 @@ async def test_another_process_answers_the_wait_and_the_run_goes_on_with_it(
     assert _lines(tmp_path, "asked") == [token]
 
 
+async def test_the_console_script_approves_the_wait_and_exits_with_status_0(
+    temporal_env: WorkflowEnvironment, client: Client, queue: str, tmp_path: Path
+) -> None:
+    # A short-lived process with a temporalio client can abort at interpreter exit after its work is done
+    # (sdk-python#300, not reproduced here for client-only processes); the console script therefore leaves
+    # without the finalization. This checks what that must keep: the status, and the output, flushed first.
+    handle = await _start(client, queue, "ext_approval", tmp_path)
+    token = await _token(tmp_path)
+    script = Path(sys.executable).parent / "durable-agents"
+    for attempt in range(2):  # the second answer is ignored, and says so
+        proc = await asyncio.create_subprocess_exec(
+            str(script), "runs", "approve", token, "--call", "call-1", env=_env(temporal_env),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        expected = "Delivered: the run goes on." if attempt == 0 else "Ignored: the wait already had an answer."
+        assert out.decode().strip() == expected
+    assert await asyncio.wait_for(handle.result(), 60) == "done: deleted a"
+    assert _lines(tmp_path, "ran") == ["a"]
+
+
 def _stop(proc: subprocess.Popen[str] | None) -> None:
     if proc is None:
         return
@@ -99,31 +122,65 @@ def _stop(proc: subprocess.Popen[str] | None) -> None:
     proc.stdout.close()
 
 
+class _Workers:
+    """Worker processes of one task queue, started with `start(crash)`, all stopped on exit."""
+
+    def __init__(self, temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+        self.env = _env(temporal_env)
+        self.queue = f"extcrash-{uuid.uuid4().hex[:8]}"
+        self._counter = tmp_path / "unused"
+        self._procs: list[subprocess.Popen[str]] = []
+
+    def start(self, crash: str | None = None) -> subprocess.Popen[str]:
+        self._procs.append(_start_worker(self.env["TEMPORAL_ADDRESS"], self.queue, self._counter, crash=crash))
+        return self._procs[-1]
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self._procs:
+            _stop(proc)
+
+
 @pytest.mark.slow
 async def test_an_answer_sent_while_no_worker_runs_reaches_the_wait_after_a_crash(
     temporal_env: WorkflowEnvironment, client: Client, tmp_path: Path
 ) -> None:
-    env = _env(temporal_env)
-    name = f"extcrash-{uuid.uuid4().hex[:8]}"
-    first = _start_worker(env["TEMPORAL_ADDRESS"], name, tmp_path / "unused", crash=None)
-    second: subprocess.Popen[str] | None = None
-    try:
-        handle = await _start(client, name, "ext_approval", tmp_path)
+    with _Workers(temporal_env, tmp_path) as workers:
+        first = workers.start()
+        handle = await _start(client, workers.queue, "ext_approval", tmp_path)
         token = await _token(tmp_path)
         first.kill()  # the worker dies while the workflow waits
         await asyncio.to_thread(first.wait, 30)
-        resolver = await _resolve_elsewhere(env, token, '{"approvals": {"call-1": true}}')
-        second = _start_worker(env["TEMPORAL_ADDRESS"], name, tmp_path / "unused", crash=None)
+        resolver = await _resolve_elsewhere(workers.env, token, '{"approvals": {"call-1": true}}')
+        workers.start()
         out, _ = await asyncio.wait_for(resolver.communicate(), 90)
         assert (resolver.returncode, out.decode().strip()) == (0, "True")
         assert await asyncio.wait_for(handle.result(), 90) == "done: deleted a"
-    finally:
-        _stop(first)
-        _stop(second)
     # The new worker replayed the run: `ask` was not called again, the request before the wait not sent again.
     assert _lines(tmp_path, "asked") == [token]
     assert _lines(tmp_path, "model") == ["request", "request"]
     assert _lines(tmp_path, "ran") == ["a"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash", ["ext_approval.toolset.agent.call/delete@1", "ext_approval.model@2"])
+async def test_an_approved_tool_runs_once_across_a_crash_right_after_the_approval(
+    temporal_env: WorkflowEnvironment, client: Client, tmp_path: Path, crash: str
+) -> None:
+    # The worker dies as the approved tool's activity starts, or as the model activity after it starts.
+    with _Workers(temporal_env, tmp_path) as workers:
+        first = workers.start(crash)
+        handle = await _start(client, workers.queue, "ext_approval", tmp_path)
+        token = await _token(tmp_path)
+        assert await resolve_external_event(token, APPROVE, client=client) is True
+        assert await asyncio.to_thread(first.wait, 60) == CRASH_EXIT_CODE
+        workers.start()
+        assert await asyncio.wait_for(handle.result(), 90) == "done: deleted a"
+    assert _lines(tmp_path, "ran") == ["a"]
+    assert _lines(tmp_path, "asked") == [token]
+    assert _lines(tmp_path, "model") == ["request", "request"]
 
 
 async def test_a_second_answer_is_ignored_and_reported(
