@@ -33,6 +33,7 @@ from durable_agents import fail_external_event, resolve_external_event
 from durable_agents._external import encode_token
 from durable_agents.exceptions import ConfigurationError, EventTokenError
 from durable_agents.prefect import PrefectAgent
+from durable_agents.testing._crash import CRASH_ENV, CRASH_EXIT_CODE
 
 pytestmark = pytest.mark.prefect
 
@@ -44,13 +45,26 @@ def _name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-def _start(work: Path, name: str) -> subprocess.Popen[str]:
+def _start(work: Path, name: str, crash: str | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV} | ({CRASH_ENV: crash} if crash else {})
     return subprocess.Popen(
         [sys.executable, str(SCRIPTS / "wait_agent.py"), "start", str(work), name],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
+
+
+def _resume(work: Path, name: str, flow_run_id: str) -> None:
+    resumed = subprocess.run(
+        [sys.executable, str(SCRIPTS / "wait_agent.py"), "resume", flow_run_id, str(work), name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
 
 
 def _answer(token: str, *answers: str) -> list[str]:
@@ -161,14 +175,7 @@ async def test_an_answer_sent_while_the_process_is_down_is_read_by_the_resumed_r
     # Sent while the process is down: the server keeps it.
     assert await resolve_external_event(token, json.loads(APPROVE)) is True
     time.sleep(3.5)  # its heartbeat (every second) is stale after three: the run is dead, resume takes it
-    resumed = subprocess.run(
-        [sys.executable, str(SCRIPTS / "wait_agent.py"), "resume", str(flow_run.id), str(tmp_path), name],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _resume(tmp_path, name, str(flow_run.id))
 
     assert (tmp_path / "output.txt").read_text() == "done: r0, deleted a"
     # The model requests before the wait ran once; `ask` ran once (its task's stored result was reused).
@@ -178,6 +185,27 @@ async def test_an_answer_sent_while_the_process_is_down_is_read_by_the_resumed_r
     assert await resolve_external_event(token, json.loads(APPROVE)) is False
     [after] = await flow_runs_of(name)
     assert after.id == flow_run.id and after.state is not None and after.state.is_completed()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash", ["call/delete@1", ".model@3"])
+async def test_an_approved_tool_runs_once_across_a_crash_right_after_the_approval(tmp_path: Path, crash: str) -> None:
+    # The process dies as the approved tool's task starts, or as the model task after it starts.
+    name = _name("ext_approved")
+    process = _start(tmp_path, name, crash=crash)
+    token = await asyncio.to_thread(_token, tmp_path, process)
+    await _asked_and_recorded(name, process)
+    assert await resolve_external_event(token, json.loads(APPROVE)) is True
+    _, err = await asyncio.to_thread(process.communicate, timeout=120)
+    assert process.returncode == CRASH_EXIT_CODE, err[-2000:]
+    [flow_run] = await flow_runs_of(name)
+    time.sleep(3.5)  # its heartbeat (every second) is stale after three: the run is dead, resume takes it
+    _resume(tmp_path, name, str(flow_run.id))
+
+    assert (tmp_path / "output.txt").read_text() == "done: r0, deleted a"
+    assert lines(tmp_path / "deleted.log") == ["a"]
+    assert lines(tmp_path / "asks.log") == ["call_delete"]
+    assert lines(tmp_path / "model.log") == ["model:0", "model:1", "model:2"]
 
 
 async def test_a_failed_wait_denies_the_call_with_the_reason() -> None:

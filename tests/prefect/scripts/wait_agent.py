@@ -3,7 +3,8 @@
 `wait_agent.py start <dir> <name>` runs it; `wait_agent.py resume <flow run id> <dir> <name>` resumes it. The model
 calls `step`, then `delete` (which needs approval), then answers with the tool results it saw. Files in `<dir>`:
 `model.log` (one line per model request), `asks.log` (one line per `ask` call), `token.txt` (the last token asked
-with), `deleted.log` (one line per `delete` execution), `output.txt` (the run's output).
+with), `deleted.log` (one line per `delete` execution), `output.txt` (the run's output). With
+`DURABLE_AGENTS_CRASH=<label>@<n>` set, the process exits with code 86 as that unit starts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import DeferredToolRequests
 
 from durable_agents.prefect import PrefectAgent
-from durable_agents.testing import CallCounter
+from durable_agents.testing import CallCounter, inject_crash
 
 WORK = Path(sys.argv[2] if sys.argv[1] == "start" else sys.argv[3])
 NAME = sys.argv[-1]
@@ -61,6 +62,7 @@ prefect_agent = PrefectAgent(agent, heartbeat_seconds=1, event_poll_seconds=0.2)
 
 
 async def main() -> None:
+    inject_crash()  # DURABLE_AGENTS_CRASH=<label>@<n>, if set: exit 86 as that unit starts
     if sys.argv[1] == "start":
         result = await prefect_agent.run("go")
     else:
