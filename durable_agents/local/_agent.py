@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -28,6 +29,7 @@ from .._run import CURRENT_RUN
 from .._telemetry import unit_attempt
 from .._units import Unit
 from ..exceptions import EventTokenError, UnknownRunError
+from ._inbox import inbox_address, is_this_process, send_to_inbox
 
 __all__ = ["LocalAgent", "LocalUnitConfig", "deliver_event"]
 
@@ -69,21 +71,31 @@ _WAITS_LOCK = threading.Lock()
 
 
 async def deliver_event(address: Mapping[str, str], outcome: EventOutcome, options: Mapping[str, Any]) -> bool:
-    """Deliver an outcome to a wait of a local run in this process (see `durable_agents.resolve_external_event`)."""
-    slot_key = (address.get("run", ""), address.get("key", ""))
+    """Deliver an outcome to a wait of a local run (see `durable_agents.resolve_external_event`).
+
+    A wait of this process gets it directly; a wait of another process, through that process's inbox.
+    """
+    if not is_this_process(address):
+        return await send_to_inbox(address, outcome)
+    return _deliver_here(address.get("run", ""), address.get("key", ""), outcome)
+
+
+def _deliver_here(run_key: str, key: str, outcome: EventOutcome) -> bool:
+    """Hand an outcome to the wait (run key, wait key) of this process; `False` if it already had one."""
     with _WAITS_LOCK:
-        wait = _WAITS.get(slot_key)
+        wait = _WAITS.get((run_key, key))
         if wait is None:
             raise EventTokenError(
-                "No local run in this process has handed out this token. Local runs wait in process: resolve "
-                "the token in the process that runs the agent, or use a durable engine to answer from elsewhere."
+                "No local run of the process this token names has handed out this token. Fix: pass the token "
+                "the run handed to `ask`, unchanged, while the run waits."
             )
         if wait.outcome is not None:
             return False
         wait.outcome = outcome
         future = wait.future
     if future is not None:
-        future.get_loop().call_soon_threadsafe(_settle, future, outcome)
+        with contextlib.suppress(RuntimeError):  # a closed event loop: nobody waits any more
+            future.get_loop().call_soon_threadsafe(_settle, future, outcome)
     return True
 
 
@@ -186,7 +198,7 @@ class LocalAgent(DurableAgent[AgentDepsT, OutputDataT]):
             raise EventTokenError("A local wait was started outside a run.")
         with _WAITS_LOCK:
             _WAITS.setdefault((state.run_key, key), _Wait())
-        return {"run": state.run_key, "key": key}
+        return {"run": state.run_key, "key": key, **inbox_address(_deliver_here)}
 
     async def wait_for_event(self, key: str, timeout: timedelta | None) -> EventOutcome:
         state = CURRENT_RUN.get()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import socket
+import sys
 from datetime import timedelta
 
 import pytest
@@ -75,6 +79,82 @@ async def test_wait_for_external_event_in_an_inline_tool_gets_the_answer() -> No
         await asyncio.sleep(0.005)
     await resolve_external_event(tokens[0], "yes")
     assert "human said yes" in (await run).output
+
+
+# Another process: answers a token (`resolve` JSON / `fail` reason, repeated), prints each result or the error.
+_ELSEWHERE = """
+import asyncio, json, sys
+from durable_agents import fail_external_event, resolve_external_event
+from durable_agents.exceptions import EventTokenError
+
+async def main(token, *answers):
+    for kind, value in zip(answers[::2], answers[1::2]):
+        try:
+            if kind == "resolve":
+                print(await resolve_external_event(token, json.loads(value)))
+            else:
+                print(await fail_external_event(token, value))
+        except EventTokenError as exc:
+            print("EventTokenError:", exc.message)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def _elsewhere(token: str, *answers: str) -> list[str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _ELSEWHERE,
+        token,
+        *answers,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return out.decode().splitlines()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_another_process_answers_a_local_wait_once() -> None:
+    asked: list[tuple[str, DeferredToolRequests]] = []
+    wrapper, ran = _approval_agent("ext_local_elsewhere", asked)
+    run = asyncio.create_task(wrapper.run("go"))
+    token, requests = await _token(asked)
+    approve = json.dumps({"approvals": {call.tool_call_id: True for call in requests.approvals}})
+    deny = json.dumps({"approvals": {call.tool_call_id: False for call in requests.approvals}})
+    assert await _elsewhere(token, "resolve", approve, "resolve", deny) == ["True", "False"]
+    result = await asyncio.wait_for(run, 30)
+    assert ran == ["a"] and "deleted a" in result.output
+    assert len(asked) == 1
+    # Once the run has ended, its process still knows the wait had an answer.
+    assert await _elsewhere(token, "fail", "too late") == ["False"]
+
+
+async def test_another_process_fails_a_local_wait_and_bad_addresses_are_refused() -> None:
+    asked: list[tuple[str, DeferredToolRequests]] = []
+    wrapper, ran = _approval_agent("ext_local_elsewhere_fail", asked)
+    run = asyncio.create_task(wrapper.run("go"))
+    token, _ = await _token(asked)
+    engine, address = decode_token(token)
+    assert engine == "local" and address["pid"] == str(os.getpid())
+    # A wait this process never had: refused by this process's inbox, with the fix.
+    unknown = encode_token("local", {**address, "key": "nobody.1"})
+    [line] = await _elsewhere(unknown, "resolve", "1")
+    assert line.startswith("EventTokenError: No local run") and "unchanged" in line
+    assert await _elsewhere(token, "fail", "nobody is on call") == ["True"]
+    result = await asyncio.wait_for(run, 30)
+    assert ran == [] and "nobody is on call" in str(result.all_messages())
+    # The process of the run is gone: local runs are not durable, and the error says what to do instead.
+    gone = encode_token("local", {**address, "pid": "0", "port": str(_closed_port())})
+    with pytest.raises(EventTokenError, match="local runs are not durable"):
+        await resolve_external_event(gone, 1)
 
 
 async def test_tokens_round_trip_and_bad_tokens_are_refused_with_the_fix() -> None:
