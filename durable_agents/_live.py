@@ -20,6 +20,7 @@ resume after the last offset it saw.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -51,7 +52,8 @@ class LiveEvents:
 
     delta_interval: float = 0.5
     """Seconds between two records of a streaming model response: the text and tool-call deltas of that time are
-    merged, so a long answer makes a few records, not one per token. `0` publishes every delta as it comes."""
+    merged, so a long answer makes a few records, not one per token. A record goes out this long after its first
+    event even when the model sends nothing more. `0` publishes every delta as it comes."""
 
 
 def live_events_option(value: LiveEvents | bool | None) -> LiveEvents | None:
@@ -135,7 +137,12 @@ def _merge(previous: AgentStreamEvent, event: AgentStreamEvent) -> AgentStreamEv
 
 
 class ModelEventsPublisher:
-    """Publishes a model unit's stream in records of `delta_interval` seconds, deltas merged."""
+    """Publishes a model unit's stream in records of `delta_interval` seconds, deltas merged.
+
+    A batch is published once it is `delta_interval` old, by the next event or, when the model goes quiet (a slow
+    model, a long tool-call argument being thought out), by a timer: a watcher never waits for the next token to see
+    the last one. `close()` publishes the rest and stops the timer.
+    """
 
     def __init__(self, key: str, interval: float, publish: Callable[[str], Awaitable[None]]) -> None:
         self._key = key
@@ -144,9 +151,14 @@ class ModelEventsPublisher:
         self._batch: list[AgentStreamEvent] = []
         self._count = 0
         self._since = time.monotonic()
+        self._lock = asyncio.Lock()  # the timer and the stream publish in turn: records keep their order
+        self._timer: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
 
     async def add(self, event: AgentStreamEvent) -> None:
         """Take one event of the stream; publish the batch when it is `delta_interval` old."""
+        if self._error is not None:
+            raise self._error
         merged = _merge(self._batch[-1], event) if self._batch else None
         if merged is None:
             self._batch.append(event)
@@ -154,15 +166,40 @@ class ModelEventsPublisher:
             self._batch[-1] = merged
         if time.monotonic() - self._since >= self._interval:
             await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(max(0.0, self._since + self._interval - time.monotonic()))
+        self._timer = None
+        try:
+            # Shielded: stopping the timer never drops a batch it has taken.
+            await asyncio.shield(self.flush())
+        except Exception as exc:  # raised to the stream by the next `add`, or by `close`
+            self._error = exc
 
     async def flush(self) -> None:
         """Publish what is batched."""
-        self._since = time.monotonic()
-        if not self._batch:
-            return
-        batch, self._batch = self._batch, []
-        await self._publish(encode_record(f"{self._key}.{self._count}", batch))
-        self._count += 1
+        async with self._lock:
+            self._since = time.monotonic()
+            if not self._batch:
+                return
+            batch, self._batch = self._batch, []
+            await self._publish(encode_record(f"{self._key}.{self._count}", batch))
+            self._count += 1
+
+    async def close(self) -> None:
+        """Stop the timer and publish the rest."""
+        self.stop()
+        await self.flush()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        """Stop the timer, publishing nothing more (a batch it is publishing still goes out)."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     async def tap(self, stream: AsyncIterable[Any]) -> AsyncIterator[Any]:
         """`stream`, every event of which is also published."""

@@ -294,22 +294,26 @@ async def _stream(
         if live is None
         else ModelEventsPublisher(f"{request.run}:m{len(messages)}", live.delta_interval, owner.publish_live)
     )
-    async with model.request_stream(messages, settings, params, ctx) as streamed:
-        guard = _StreamGuard(streamed)
-        source = guard if publisher is None else publisher.tap(guard)
-        if handler is not None:
-            try:
-                await handler(ctx, source)
-            except Exception as exc:
-                if guard.error is not None and exc is guard.error:
-                    raise  # the model's stream failed, not the handler: the policy judges it
-                raise EventHandlerError(owner.name, unit.name, exc) from exc
-        async for _ in source:
-            pass
-        async for _ in streamed:  # what a handler that closed its stream early left
-            pass
-    if publisher is not None:
-        await publisher.flush()
+    try:
+        async with model.request_stream(messages, settings, params, ctx) as streamed:
+            guard = _StreamGuard(streamed)
+            source = guard if publisher is None else publisher.tap(guard)
+            if handler is not None:
+                try:
+                    await handler(ctx, source)
+                except Exception as exc:
+                    if guard.error is not None and exc is guard.error:
+                        raise  # the model's stream failed, not the handler: the policy judges it
+                    raise EventHandlerError(owner.name, unit.name, exc) from exc
+            async for _ in source:
+                pass
+            async for _ in streamed:  # what a handler that closed its stream early left
+                pass
+        if publisher is not None:
+            await publisher.close()
+    finally:
+        if publisher is not None:
+            publisher.stop()
     return streamed.get()
 
 

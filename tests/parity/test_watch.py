@@ -21,6 +21,8 @@ from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
     PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
     TextPartDelta,
     ToolCallPartDelta,
 )
@@ -52,17 +54,24 @@ class Engine:
     watch: Callable[..., AsyncIterator[tuple[int, AgentStreamEvent]]]
     records: Callable[[str], AsyncIterator[str]]
     """The raw log of a run, republished records included."""
+    start_batched: Callable[[str], Awaitable[str]]
+    """Start a run of the same agent whose wrapper batches deltas every 0.2 s (`watch_app.BATCHED`)."""
+    watch_batched: Callable[..., AsyncIterator[tuple[int, AgentStreamEvent]]]
 
 
 def _local() -> Engine:
     from durable_agents.local import LocalAgent, LocalUnitConfig
 
     local = LocalAgent(watch_app.agent, unit_config=LocalUnitConfig(max_attempts=5), live_events=watch_app.LIVE)
+    batched = LocalAgent(watch_app.batched_agent, live_events=watch_app.BATCHED)
 
     async def start(run_id: str) -> str:
         return str((await local.run("go", run_id=run_id)).output)
 
-    return Engine("local", start, local.watch, local.live_records)
+    async def start_batched(run_id: str) -> str:
+        return str((await batched.run("go", run_id=run_id)).output)
+
+    return Engine("local", start, local.watch, local.live_records, start_batched, batched.watch)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +86,7 @@ def dbos_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         step_config=StepConfig(retries_allowed=True, max_attempts=5, interval_seconds=0.05, backoff_rate=1.0),
         live_events=watch_app.LIVE,
     )
+    batched = DBOSAgent(watch_app.batched_agent, live_events=watch_app.BATCHED)
     url = f"sqlite:///{tmp_path_factory.mktemp('dbos') / 'watch.sqlite'}"
     DBOS(config={"name": "watch", "system_database_url": url, "application_version": "watch", "log_level": "WARNING"})
     DBOS.launch()
@@ -84,7 +94,10 @@ def dbos_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     async def start(run_id: str) -> str:
         return str((await dbos_agent.run("go", run_id=run_id)).output)
 
-    yield Engine("dbos", start, dbos_agent.watch, dbos_agent.live_records)
+    async def start_batched(run_id: str) -> str:
+        return str((await batched.run("go", run_id=run_id)).output)
+
+    yield Engine("dbos", start, dbos_agent.watch, dbos_agent.live_records, start_batched, batched.watch)
     DBOS.destroy(destroy_registry=True)
 
 
@@ -95,6 +108,7 @@ def prefect_engine(prefect_server: str) -> Iterator[Engine]:
     prefect_agent = PrefectAgent(
         watch_app.agent, task_config=TaskConfig(retries=4, retry_delay_seconds=0), live_events=watch_app.LIVE
     )
+    batched = PrefectAgent(watch_app.batched_agent, live_events=watch_app.BATCHED)
 
     async def start(run_id: str) -> str:
         return str((await prefect_agent.run("go", run_id=run_id)).output)
@@ -102,18 +116,25 @@ def prefect_engine(prefect_server: str) -> Iterator[Engine]:
     def watch(run_id: str, *, after: int = -1) -> AsyncIterator[tuple[int, AgentStreamEvent]]:
         return prefect_agent.watch(run_id, after=after, poll_interval=0.1)
 
-    yield Engine("prefect", start, watch, prefect_agent.live_records)
+    async def start_batched(run_id: str) -> str:
+        return str((await batched.run("go", run_id=run_id)).output)
+
+    def watch_batched(run_id: str, *, after: int = -1) -> AsyncIterator[tuple[int, AgentStreamEvent]]:
+        return batched.watch(run_id, after=after, poll_interval=0.1)
+
+    yield Engine("prefect", start, watch, prefect_agent.live_records, start_batched, watch_batched)
     gc.collect()
 
 
 @pytest.fixture(scope="module")
 async def temporal_engine() -> AsyncIterator[Engine]:
-    async with temporal_worker([watch_app.LiveStepsWorkflow], [watch_app.temporal_agent]) as (client, queue):
+    agents = [watch_app.temporal_agent, watch_app.batched_temporal_agent]
+    async with temporal_worker([watch_app.LiveStepsWorkflow], agents) as (client, queue):
 
-        async def start(run_id: str) -> str:
+        async def start(run_id: str, batched: bool = False) -> str:
             return await client.execute_workflow(
                 watch_app.LiveStepsWorkflow.run,
-                "go",
+                args=["go", batched],
                 id=run_id,
                 task_queue=queue,
                 execution_timeout=timedelta(seconds=60),
@@ -125,7 +146,13 @@ async def temporal_engine() -> AsyncIterator[Engine]:
         def records(run_id: str) -> AsyncIterator[str]:
             return watch_app.temporal_agent.live_records(run_id, client=client)
 
-        yield Engine("temporal", start, watch, records)
+        async def start_batched(run_id: str) -> str:
+            return await start(run_id, batched=True)
+
+        def watch_batched(run_id: str, *, after: int = -1) -> AsyncIterator[tuple[int, AgentStreamEvent]]:
+            return watch_app.batched_temporal_agent.watch(run_id, after=after, client=client, poll_interval=0.05)
+
+        yield Engine("temporal", start, watch, records, start_batched, watch_batched)
 
 
 @pytest.fixture(params=ENGINES)
@@ -249,6 +276,35 @@ async def test_retried_units_publish_no_event_twice(engine: Engine) -> None:
     keys = [decode_record(record).key async for record in engine.records(run_id)]
     repeated = {key: keys.count(key) for key in keys if keys.count(key) > 1}
     assert sorted(repeated.values()) == [3, 3, 3], repeated  # part start and two deltas, each sent three times
+
+
+async def test_a_model_that_goes_quiet_does_not_hold_back_what_it_streamed(engine: Engine) -> None:
+    """Deltas batched every 0.2 s; the model streams its first chunk and then goes quiet until the watcher saw it."""
+    watch_app.reset(stall=True)
+    run_id = f"watch-{uuid.uuid4().hex[:12]}"
+    run = asyncio.create_task(engine.start_batched(run_id))
+    assert await asyncio.to_thread(watch_app.STALLED.wait, 60), "the model did not start its answer"
+    text: list[str] = []
+    first_chunk = asyncio.Event()
+
+    async def follow() -> None:
+        async for _, event in engine.watch_batched(run_id):
+            if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                text.append(event.part.content)
+            elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                text.append(event.delta.content_delta)
+            if "".join(text).startswith(watch_app.ANSWER[0]):
+                first_chunk.set()
+
+    watcher = asyncio.create_task(follow())
+    try:
+        # Before the batch had a timer, it waited for the model's next token, which never came.
+        await asyncio.wait_for(first_chunk.wait(), 30)
+    finally:
+        watch_app.GATE.set()
+    assert await asyncio.wait_for(run, 60) == "".join(watch_app.ANSWER)
+    await asyncio.wait_for(watcher, 30)
+    assert "".join(text) == "".join(watch_app.ANSWER)
 
 
 async def test_watching_an_unknown_run_is_a_typed_error(engine: Engine) -> None:

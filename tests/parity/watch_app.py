@@ -4,6 +4,8 @@ The model is a `FunctionModel` that calls `step(n)` for n = 1..4 and then stream
 (module state, shared with the units: every engine here runs its units in the test process):
 
 - `HOLD`: while set, `step(4)` sets `REACHED` and waits for `GATE`, so a watcher can join "after three rounds";
+- `STALL`: while set, the final answer stops after its first chunk, sets `STALLED` and waits for `GATE` (a model
+  that goes quiet mid-answer);
 - `FLAKY`: how many more times the final answer fails midway (after streaming two chunks) and how many more times
   `step(2)` fails, each with a retryable `ConnectionError`, so each unit is retried.
 """
@@ -31,15 +33,19 @@ ANSWER = ["All ", "four ", "steps ", "are ", "done."]
 HOLD = threading.Event()
 REACHED = threading.Event()
 GATE = threading.Event()
+STALL = threading.Event()
+STALLED = threading.Event()
 FLAKY = {"model": 0, "tool": 0}
 
 
-def reset(*, hold: bool = False, flaky: int = 0) -> None:
+def reset(*, hold: bool = False, flaky: int = 0, stall: bool = False) -> None:
     """Fresh hooks for a test."""
-    for event in (HOLD, REACHED, GATE):
+    for event in (HOLD, REACHED, GATE, STALL, STALLED):
         event.clear()
     if hold:
         HOLD.set()
+    if stall:
+        STALL.set()
     FLAKY.update(model=flaky, tool=flaky)
 
 
@@ -71,6 +77,12 @@ async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator
         if i == 2 and FLAKY["model"] > 0:
             FLAKY["model"] -= 1
             raise ConnectionError("the model's connection dropped midway")
+        if i == 1 and STALL.is_set():
+            STALLED.set()
+            for _ in range(6000):  # at most 60 s, without blocking the event loop
+                if GATE.is_set():
+                    break
+                await asyncio.sleep(0.01)
         yield chunk
 
 
@@ -95,13 +107,18 @@ replayed_agent = Agent(FunctionModel(respond, stream_function=stream), name="liv
 """The same agent under another name, for a second wrapper on one engine."""
 
 LIVE = LiveEvents(delta_interval=0)  # every delta its own record: a retried model unit repeats each of them
+BATCHED = LiveEvents(delta_interval=0.2)
+
+batched_agent = Agent(FunctionModel(respond, stream_function=stream), name="live_steps_batched", tools=[step])
+"""The same agent again, for wrappers that batch deltas by time."""
 
 temporal_agent = TemporalAgent(agent, activity_config=ActivityConfig(retry_policy=FAST_RETRY), live_events=LIVE)
+batched_temporal_agent = TemporalAgent(batched_agent, live_events=BATCHED)
 
 
 @workflow.defn
 class LiveStepsWorkflow:
     @workflow.run
-    async def run(self, prompt: str) -> str:
-        result = await temporal_agent.run(prompt)
+    async def run(self, prompt: str, batched: bool = False) -> str:
+        result = await (batched_temporal_agent if batched else temporal_agent).run(prompt)
         return str(result.output)
