@@ -198,7 +198,9 @@ async def resolve_external_event(token: str, payload: object, **options: Any) ->
         payload: The answer; for `RequestInput`, a `DeferredToolResults` or its JSON form.
         **options: How to reach the engine, if this process has not set it up.
             Temporal: `client=` (a Temporal `Client`), else `address=` and `namespace=` (default:
-            `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, else `localhost:7233`, `default`).
+            `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, else `localhost:7233`, `default`);
+            `update_timeout=` (default 10 s): when no worker takes the answer within it, it is sent as a
+            signal that waits on the server for a worker.
             DBOS, when DBOS is not launched here: `system_database_url=` (the application's system
             database) or `client=` (a `DBOSClient`).
             Prefect: `api_url=` (the Prefect API URL), else `PREFECT_API_URL` from Prefect's settings.

@@ -13,6 +13,12 @@ A replay returns the activity's recorded result without calling `ask`. When a wa
 to the workflow's memo, so that a late answer to a workflow that has completed since is reported as a second
 answer (`False`) rather than as a token of no run.
 
+When no worker takes the update within `update_timeout=` (10 s by default: the workflow's workers are down, or
+all busy), the answer is sent as the signal [`SIGNAL_NAME`][] instead, which the server keeps until a worker
+runs the workflow: an answer sent during an outage is not lost, and the resolver does not hang. A signal cannot
+be refused, so the resolver first looks for an earlier answer in the memo and the history (`False` if there is
+one); the workflow keeps the first answer of its history and ignores the others.
+
 A token addresses one workflow run (id and run id). Continue-as-new and reset start another run, so a
 pending wait must not straddle them: a token of the earlier run is then refused with `EventTokenError`.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import threading
 import weakref
@@ -32,7 +39,14 @@ from typing import Any
 
 from pydantic import JsonValue
 from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -44,11 +58,24 @@ from .._policy import classify
 from .._run import CURRENT_RUN
 from ..exceptions import EventTokenError, UnitFailedError
 
-__all__ = ["UPDATE_NAME", "ask_activity", "ask_in_workflow", "deliver_event", "event_address", "wait_in_workflow"]
+__all__ = [
+    "SIGNAL_NAME",
+    "UPDATE_NAME",
+    "ask_activity",
+    "ask_in_workflow",
+    "deliver_event",
+    "event_address",
+    "wait_in_workflow",
+]
 
 UPDATE_NAME = "durable_agents.event"
 """The workflow update that delivers the outcome of a wait (arguments: slot, outcome JSON)."""
+SIGNAL_NAME = "durable_agents.event_signal"
+"""The signal that delivers it when no worker takes the update in time (same arguments)."""
+UPDATE_TIMEOUT = timedelta(seconds=10)
+"""How long `resolve_external_event` waits for a worker to take the update before it signals."""
 
+_LOG = logging.getLogger("durable_agents.temporal")
 _MEMO_PREFIX = "durable_agents.event:"
 _UNKNOWN = "UnknownExternalEvent"
 _ANSWERED = "ExternalEventAnswered"
@@ -78,6 +105,15 @@ class _Waits:
     def deliver(self, slot: str, outcome: str) -> None:
         self.outcomes.setdefault(slot, EventOutcome.from_json(outcome))
 
+    def deliver_signalled(self, slot: str, outcome: str) -> None:
+        """The signal's handler: it cannot refuse, so what the update's validator would refuse is ignored."""
+        try:
+            self.validate(slot, outcome)
+        except ApplicationError as exc:
+            workflow.logger.warning("An answer to wait %s was ignored: %s", slot, exc.message)
+            return
+        self.deliver(slot, outcome)
+
     def end(self, slot: str, outcome: EventOutcome) -> EventOutcome:
         """Keep `outcome` (unless one arrived first) and note in the memo that the wait is over."""
         kept = self.outcomes.setdefault(slot, outcome)
@@ -99,6 +135,7 @@ def _workflow_waits() -> _Waits:
     if waits is None:
         waits = _WAITS[loop] = _Waits()
         workflow.set_update_handler(UPDATE_NAME, waits.deliver, validator=waits.validate)  # pyright: ignore[reportUnknownMemberType]
+        workflow.set_signal_handler(SIGNAL_NAME, waits.deliver_signalled)  # pyright: ignore[reportUnknownMemberType]
     return waits
 
 
@@ -227,17 +264,37 @@ async def _client(options: Mapping[str, Any]) -> Client:
     return await Client.connect(address, namespace=namespace)
 
 
+def _update_timeout(options: Mapping[str, Any]) -> timedelta:
+    value = options.get("update_timeout", UPDATE_TIMEOUT)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = timedelta(seconds=value)
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise EventTokenError(f"`update_timeout=` must be a positive timedelta or number of seconds, got {value!r}.")
+    return value
+
+
 async def deliver_event(address: Mapping[str, str], outcome: EventOutcome, options: Mapping[str, Any]) -> bool:
     """Deliver an outcome to a wait of a workflow run, as a workflow update (see `resolve_external_event`).
 
     Options: `client=` (a connected temporalio `Client`), else `address=` and `namespace=`, else the
-    `TEMPORAL_ADDRESS` and `TEMPORAL_NAMESPACE` environment variables (default `localhost:7233`, `default`).
+    `TEMPORAL_ADDRESS` and `TEMPORAL_NAMESPACE` environment variables (default `localhost:7233`, `default`);
+    `update_timeout=` (a timedelta or seconds, default 10 s): how long to wait for a worker to take the update
+    before sending the answer as a signal, which waits on the server for a worker.
     """
     workflow_id, run_id, slot = address.get("workflow", ""), address.get("run", ""), address.get("key", "")
+    update_timeout = _update_timeout(options)
     client = await _client(options)
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     try:
-        await handle.execute_update(UPDATE_NAME, args=[slot, outcome.to_json()])  # pyright: ignore[reportUnknownMemberType]
+        update = await handle.start_update(  # pyright: ignore[reportUnknownMemberType]
+            UPDATE_NAME,
+            args=[slot, outcome.to_json()],
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            rpc_timeout=update_timeout,  # ends the call on the server's side too, not only here
+        )
+        await update.result()
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        return await _signal(handle, slot, outcome)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == _ANSWERED:
@@ -256,6 +313,46 @@ async def deliver_event(address: Mapping[str, str], outcome: EventOutcome, optio
             "addresses one workflow run; it ended, continued as new or was reset, or never existed."
         ) from exc
     return True
+
+
+async def _signal(handle: WorkflowHandle[Any, Any], slot: str, outcome: EventOutcome) -> bool:
+    """No worker took the update in time: send the answer as a signal, unless the wait has one already."""
+    description = await handle.describe()
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        if await _ended_in(handle, slot):
+            return False
+        raise EventTokenError(
+            f"Workflow {handle.id!r} (run {handle.run_id}) is not running, and its wait {slot!r} never ended. A "
+            "token addresses one workflow run; it ended, continued as new or was reset."
+        )
+    memo: Mapping[str, Any] = await description.memo()
+    if memo.get(_MEMO_PREFIX + slot) is True or await _answered_in_history(handle, slot):
+        return False
+    await handle.signal(SIGNAL_NAME, args=[slot, outcome.to_json()])  # pyright: ignore[reportUnknownMemberType]
+    _LOG.info("No worker took the answer to %s within the update timeout; it was sent as a signal.", slot)
+    return True
+
+
+async def _answered_in_history(handle: WorkflowHandle[Any, Any], slot: str) -> bool:
+    """Whether the workflow's history holds an answer to `slot`: a signal sent, or an update accepted."""
+    converter = handle._client.data_converter  # pyright: ignore[reportPrivateUsage]
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_execution_signaled_event_attributes"):
+            signalled = event.workflow_execution_signaled_event_attributes
+            if signalled.signal_name != SIGNAL_NAME:
+                continue
+            payloads = signalled.input.payloads
+        elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+            accepted = event.workflow_execution_update_accepted_event_attributes.accepted_request.input
+            if accepted.name != UPDATE_NAME:
+                continue
+            payloads = accepted.args.payloads
+        else:
+            continue
+        args = await converter.decode(payloads, [str, str])
+        if args and args[0] == slot:
+            return True
+    return False
 
 
 async def _ended_in(handle: Any, slot: str) -> bool:

@@ -143,16 +143,24 @@ class _Workers:
             _stop(proc)
 
 
+async def _killed_while_waiting(
+    workers: _Workers, client: Client, tmp_path: Path
+) -> tuple[WorkflowHandle[ew.EventWorkflow, str], str]:
+    """A run that waits for an approval, whose only worker was then killed; its handle and token."""
+    first = workers.start()
+    handle = await _start(client, workers.queue, "ext_approval", tmp_path)
+    token = await _token(tmp_path)
+    first.kill()
+    await asyncio.to_thread(first.wait, 30)
+    return handle, token
+
+
 @pytest.mark.slow
 async def test_an_answer_sent_while_no_worker_runs_reaches_the_wait_after_a_crash(
     temporal_env: WorkflowEnvironment, client: Client, tmp_path: Path
 ) -> None:
     with _Workers(temporal_env, tmp_path) as workers:
-        first = workers.start()
-        handle = await _start(client, workers.queue, "ext_approval", tmp_path)
-        token = await _token(tmp_path)
-        first.kill()  # the worker dies while the workflow waits
-        await asyncio.to_thread(first.wait, 30)
+        handle, token = await _killed_while_waiting(workers, client, tmp_path)
         resolver = await _resolve_elsewhere(workers.env, token, '{"approvals": {"call-1": true}}')
         workers.start()
         out, _ = await asyncio.wait_for(resolver.communicate(), 90)
@@ -162,6 +170,27 @@ async def test_an_answer_sent_while_no_worker_runs_reaches_the_wait_after_a_cras
     assert _lines(tmp_path, "asked") == [token]
     assert _lines(tmp_path, "model") == ["request", "request"]
     assert _lines(tmp_path, "ran") == ["a"]
+
+
+@pytest.mark.slow
+async def test_an_answer_sent_while_no_worker_runs_returns_at_once_and_is_not_lost(
+    temporal_env: WorkflowEnvironment, client: Client, tmp_path: Path
+) -> None:
+    # No worker takes the update: after `update_timeout` the answer goes as a signal, which the server keeps.
+    with _Workers(temporal_env, tmp_path) as workers:
+        handle, token = await _killed_while_waiting(workers, client, tmp_path)
+        answer = resolve_external_event(token, APPROVE, client=client, update_timeout=1)
+        assert await asyncio.wait_for(answer, 30) is True
+        # A second answer while still down: the first one is in the history, so this one is reported ignored.
+        second = resolve_external_event(token, {"approvals": {"call-1": False}}, client=client, update_timeout=1)
+        assert await asyncio.wait_for(second, 30) is False
+        workers.start()
+        assert await asyncio.wait_for(handle.result(), 90) == "done: deleted a"
+    assert _lines(tmp_path, "asked") == [token]
+    assert _lines(tmp_path, "model") == ["request", "request"]
+    assert _lines(tmp_path, "ran") == ["a"]
+    # Once the run has ended, a late answer is a second one.
+    assert await fail_external_event(token, "too late", client=client, update_timeout=1) is False
 
 
 @pytest.mark.slow
