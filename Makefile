@@ -34,7 +34,7 @@ docs: install  ## Build the docs site with --strict.
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 test: install lint typecheck docs  ## The whole suite: lint, types, docs, every test on real engines.
-	$(VENV)/bin/pytest --cov=durable_agents --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --cov=durable_agents --cov-report=term:skip-covered --durations=40 $(PYTEST_ARGS)
 
 test-fast: install  ## Tests that need no engine server.
 	$(VENV)/bin/pytest -m "not temporal and not dbos and not prefect" $(PYTEST_ARGS)
