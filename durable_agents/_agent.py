@@ -418,7 +418,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], ABC):
             run_id: The container run: the `run_id=` of a `run()` on the local engine and Prefect (or a Prefect flow
                 run id), the DBOS workflow id (the `run_id=` of `run()`), the Temporal workflow id.
             after: The offset of the last event already seen (`-1`, the default: from the first event).
-            **options: What the engine needs to read the run (`client=` on Temporal).
+            **options: What the engine needs to read the run: `client=` on Temporal; on DBOS, in a process that
+                has not launched DBOS, `system_database_url=` or `client=` (a `DBOSClient`).
 
         Raises:
             UnknownRunError: No run of the engine has this id.

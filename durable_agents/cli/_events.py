@@ -14,7 +14,6 @@ from typing import Any
 from pydantic_ai.messages import AgentStreamEvent
 
 from .._live import watch_records
-from ..exceptions import UnknownRunError
 
 __all__ = ["follow_events"]
 
@@ -22,23 +21,10 @@ POLL_SECONDS = 0.5
 
 
 async def _dbos_records(run: str, system_database_url: str) -> AsyncIterator[str]:
-    from dbos import DBOSClient
-    from dbos._error import DBOSNonExistentWorkflowError
+    from ..dbos._live import client_records
 
-    from ..dbos._agent import LIVE_EVENTS_STREAM
-
-    client = DBOSClient(system_database_url=system_database_url)
-    try:
-        try:
-            await client.retrieve_workflow_async(run)
-        except DBOSNonExistentWorkflowError as exc:
-            raise UnknownRunError(
-                run, "dbos", "pass the workflow id of the run (the `run_id=` given to `run()`)"
-            ) from exc
-        async for record in client.read_stream_async(run, LIVE_EVENTS_STREAM, polling_interval_sec=POLL_SECONDS):
-            yield record
-    finally:
-        client.destroy()
+    async for record in client_records(run, None, system_database_url, POLL_SECONDS):
+        yield record
 
 
 async def _temporal_records(run: str, address: str, namespace: str) -> AsyncIterator[str]:

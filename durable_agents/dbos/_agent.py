@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, cast
 
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS, DBOSClient, SetWorkflowID
 from dbos import _dbos as dbos_internals  # pyright: ignore[reportPrivateUsage]
 from dbos._core import StepOptions
 from dbos._error import DBOSNonExistentWorkflowError
@@ -33,6 +33,7 @@ from .._run import CURRENT_RUN
 from .._telemetry import attach_traceparent, current_traceparent, unit_attempt
 from .._units import Unit
 from ..exceptions import (
+    ConfigurationError,
     ContainerUsageError,
     DuplicateAgentNameError,
     RegisteredTooLateError,
@@ -41,14 +42,12 @@ from ..exceptions import (
 )
 from ._config import StepConfig
 from ._external import DONE, WAITING, dbos_launched, state_key
+from ._live import LIVE_EVENTS_STREAM, WATCH_FIX, client_records
 from ._version import agents_of
 
 __all__ = ["DBOSAgent"]
 
 _STEP_CONFIG_KEYS = config_keys(StepConfig)
-
-LIVE_EVENTS_STREAM = "durable_agents.events"
-"""The DBOS stream (key) of a workflow that holds the live events records of its agent runs."""
 
 # Inside one of our workflows: (workflow id, number of agent runs started so far), for deterministic run keys.
 _RUN_SEQ: ContextVar[tuple[str, list[int]] | None] = ContextVar("durable_agents_dbos_run_seq", default=None)
@@ -239,15 +238,35 @@ class DBOSAgent(DurableAgent[AgentDepsT, OutputDataT]):
         """Write the record to the workflow's stream: from the workflow a journaled operation, from a step not."""
         await DBOS.write_stream_async(LIVE_EVENTS_STREAM, record)
 
-    async def live_records(self, run_id: str, **options: Any) -> AsyncIterator[str]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        """The records in the stream of workflow `run_id`, read with DBOS (launched in this process)."""
-        try:
-            async for record in DBOS.read_stream_async(run_id, LIVE_EVENTS_STREAM, **options):
-                yield record
-        except DBOSNonExistentWorkflowError as exc:
-            raise UnknownRunError(
-                run_id, self.engine, "pass the workflow id of the run (the `run_id=` given to `run()`)"
-            ) from exc
+    async def live_records(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self,
+        run_id: str,
+        *,
+        client: DBOSClient | None = None,
+        system_database_url: str | None = None,
+        poll_interval: float = 0.5,
+    ) -> AsyncIterator[str]:
+        """The records in the stream of workflow `run_id`.
+
+        Read with `client=` (a `DBOSClient`), else with a client on `system_database_url=`, else with the DBOS
+        launched in this process: a process that is no DBOS application (a dashboard, a script) can watch runs
+        with the application's system database URL.
+        """
+        if client is None and system_database_url is None:
+            if not dbos_launched():
+                raise ConfigurationError(
+                    "Watching a DBOS run needs the application's system database. Fix: pass "
+                    "`system_database_url=` (the URL the application's DBOS uses) or `client=` (a `DBOSClient`) "
+                    "to `watch()`, or launch DBOS in this process."
+                )
+            try:
+                async for record in DBOS.read_stream_async(run_id, LIVE_EVENTS_STREAM):
+                    yield record
+            except DBOSNonExistentWorkflowError as exc:
+                raise UnknownRunError(run_id, self.engine, WATCH_FIX) from exc
+            return
+        async for record in client_records(run_id, client, system_database_url, poll_interval):
+            yield record
 
     def event_address(self, key: str) -> dict[str, str]:
         """The workflow and the `DBOS.recv` topic of wait `key` (see `durable_agents.dbos._external`)."""
