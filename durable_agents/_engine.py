@@ -18,6 +18,7 @@ from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT
 
+from ._external import set_event_options
 from ._secrets import SecretResolver, set_resolver
 from .exceptions import ConfigurationError, EngineNotAvailableError, UnsupportedCapabilityError
 
@@ -215,23 +216,31 @@ def configure(
     engine: str | None = None,
     engine_options: Mapping[str, Any] | None = None,
     secret_resolver: SecretResolver | None = None,
+    event_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """Set process-wide defaults: the engine `durable()` uses when none is named, and where secrets come from.
 
     Args:
-        engine: The default engine. It is set (with `engine_options`) by every call that does not pass only
-            `secret_resolver`; `configure()` with no arguments clears every default.
+        engine: The default engine. It is set (with `engine_options`) by every call that passes it or
+            `engine_options`; `configure()` with no arguments clears every default.
         engine_options: Options passed to the default engine's wrapper.
         secret_resolver: Looks up the value of a [`Secret`][durable_agents.Secret] by name in this process
             (returning `None` for a name it does not know); kept until `configure()` clears it. Without one,
             secrets are the process's environment variables. Register it in every process that runs units.
+        event_options: How [`resolve_external_event`][durable_agents.resolve_external_event] and
+            [`fail_external_event`][durable_agents.fail_external_event] reach each engine when a call passes no
+            options of its own, by engine name: e.g. `{"temporal": {"client": client}, "dbos":
+            {"system_database_url": url}}`. Options a call passes win. Kept until `configure()` clears it.
     """
+    if event_options is not None:
+        set_event_options(event_options)
     if secret_resolver is not None:
         set_resolver(secret_resolver)
-        if engine is None and engine_options is None:
+    if engine is None and engine_options is None:
+        if secret_resolver is not None or event_options is not None:
             return
-    elif engine is None and engine_options is None:
         set_resolver(None)  # `configure()`: every default back
+        set_event_options({})
     if engine is not None:
         get_engine(engine)
     _defaults["engine"] = engine

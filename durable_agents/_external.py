@@ -41,7 +41,7 @@ from pydantic_ai.external_events import ExternalEventError, ExternalEventWaiter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ._run import RunState
-from .exceptions import EventTokenError
+from .exceptions import ConfigurationError, EventTokenError
 
 if TYPE_CHECKING:
     from ._agent import DurableAgent
@@ -174,6 +174,28 @@ class Deliver(Protocol):
         ...
 
 
+# Per engine, the options `configure(event_options=...)` set: used where a call passes none of its own.
+_CONFIGURED_OPTIONS: dict[str, dict[str, Any]] = {}
+
+
+def set_event_options(options: Mapping[str, Mapping[str, Any]]) -> None:
+    """Set the options of `configure(event_options=...)`, checked; `{}` clears them."""
+    unknown = sorted(set(options) - set(_DELIVERERS))
+    if unknown:
+        raise ConfigurationError(
+            f"configure(event_options=...) names no engine of durable_agents: {', '.join(map(repr, unknown))}. "
+            f"Fix: key the options by engine name ({', '.join(map(repr, _DELIVERERS))})."
+        )
+    for engine, engine_options in options.items():
+        if not isinstance(engine_options, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(
+                f"configure(event_options={{{engine!r}: ...}}) must map option names to values, e.g. "
+                "{'temporal': {'client': client}}."
+            )
+    _CONFIGURED_OPTIONS.clear()
+    _CONFIGURED_OPTIONS.update({engine: dict(engine_options) for engine, engine_options in options.items()})
+
+
 async def _deliver(token: str, outcome: EventOutcome, options: Mapping[str, Any]) -> bool:
     engine, address = decode_token(token)
     path = _DELIVERERS.get(engine)
@@ -181,7 +203,7 @@ async def _deliver(token: str, outcome: EventOutcome, options: Mapping[str, Any]
         raise EventTokenError(f"The external event token names engine {engine!r}, which durable_agents does not know.")
     module, _, attr = path.partition(":")
     deliver: Deliver = getattr(importlib.import_module(module), attr)
-    delivered = await deliver(address, outcome, options)
+    delivered = await deliver(address, outcome, {**_CONFIGURED_OPTIONS.get(engine, {}), **options})
     if not delivered:
         _LOG.warning("External event %s already had an answer; this one was ignored.", address.get("key", token[:40]))
     return delivered
@@ -196,7 +218,8 @@ async def resolve_external_event(token: str, payload: object, **options: Any) ->
     Args:
         token: The wait's token.
         payload: The answer; for `RequestInput`, a `DeferredToolResults` or its JSON form.
-        **options: How to reach the engine, if this process has not set it up.
+        **options: How to reach the engine, if this process has not set it up (defaults per engine:
+            `configure(event_options=...)`).
             Temporal: `client=` (a Temporal `Client`), else `address=` and `namespace=` (default:
             `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, else `localhost:7233`, `default`);
             `update_timeout=` (default 10 s): when no worker takes the answer within it, it is sent as a

@@ -15,9 +15,9 @@ from pydantic_ai import RunContext
 from pydantic_ai.capabilities import RequestInput
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
 
-from durable_agents import fail_external_event, resolve_external_event
-from durable_agents._external import decode_token, encode_token
-from durable_agents.exceptions import EventTokenError
+from durable_agents import configure, fail_external_event, resolve_external_event
+from durable_agents._external import _CONFIGURED_OPTIONS, decode_token, encode_token  # pyright: ignore[reportPrivateUsage]
+from durable_agents.exceptions import ConfigurationError, EventTokenError
 from durable_agents.local import LocalAgent
 from tests.core.test_approvals import asking_agent, delete_agent
 
@@ -84,8 +84,8 @@ async def test_wait_for_external_event_in_an_inline_tool_gets_the_answer() -> No
 # Another process: answers a token (`resolve` JSON / `fail` reason, repeated), prints each result or the error.
 _ELSEWHERE = """
 import asyncio, json, sys
-from durable_agents import fail_external_event, resolve_external_event
-from durable_agents.exceptions import EventTokenError
+from durable_agents import configure, fail_external_event, resolve_external_event
+from durable_agents.exceptions import ConfigurationError, EventTokenError
 
 async def main(token, *answers):
     for kind, value in zip(answers[::2], answers[1::2]):
@@ -173,3 +173,14 @@ async def test_tokens_round_trip_and_bad_tokens_are_refused_with_the_fix() -> No
 def test_unanswerable_payloads_are_refused() -> None:
     with pytest.raises(EventTokenError, match="JSON"):
         asyncio.run(resolve_external_event(encode_token("local", {"run": "x", "key": "y"}), object()))
+
+
+def test_event_options_of_configure_are_checked_and_cleared() -> None:
+    with pytest.raises(ConfigurationError, match="names no engine of durable_agents: 'temporall'"):
+        configure(event_options={"temporall": {"client": None}})
+    with pytest.raises(ConfigurationError, match="must map option names to values"):
+        configure(event_options={"temporal": 1})  # pyright: ignore[reportArgumentType]
+    configure(event_options={"dbos": {"system_database_url": "sqlite:///x.sqlite"}})
+    assert _CONFIGURED_OPTIONS == {"dbos": {"system_database_url": "sqlite:///x.sqlite"}}
+    configure()
+    assert _CONFIGURED_OPTIONS == {}

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from durable_agents import fail_external_event, resolve_external_event
+from durable_agents import configure, fail_external_event, resolve_external_event
 from durable_agents._external import decode_token, encode_token
 from durable_agents.exceptions import EventTokenError
 from durable_agents.temporal import DurableAgentsPlugin
@@ -179,8 +179,11 @@ async def test_an_answer_sent_while_no_worker_runs_returns_at_once_and_is_not_lo
     # No worker takes the update: after `update_timeout` the answer goes as a signal, which the server keeps.
     with _Workers(temporal_env, tmp_path) as workers:
         handle, token = await _killed_while_waiting(workers, client, tmp_path)
-        answer = resolve_external_event(token, APPROVE, client=client, update_timeout=1)
-        assert await asyncio.wait_for(answer, 30) is True
+        configure(event_options={"temporal": {"client": client, "update_timeout": 1}})
+        try:  # the options come from `configure`
+            assert await asyncio.wait_for(resolve_external_event(token, APPROVE), 30) is True
+        finally:
+            configure()
         # A second answer while still down: the first one is in the history, so this one is reported ignored.
         second = resolve_external_event(token, {"approvals": {"call-1": False}}, client=client, update_timeout=1)
         assert await asyncio.wait_for(second, 30) is False
