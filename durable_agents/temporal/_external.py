@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -285,16 +286,18 @@ async def deliver_event(address: Mapping[str, str], outcome: EventOutcome, optio
     update_timeout = _update_timeout(options)
     client = await _client(options)
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    update_id = f"durable_agents.event/{slot}/{uuid.uuid4().hex}"
     try:
         update = await handle.start_update(  # pyright: ignore[reportUnknownMemberType]
             UPDATE_NAME,
             args=[slot, outcome.to_json()],
+            id=update_id,
             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             rpc_timeout=update_timeout,  # ends the call on the server's side too, not only here
         )
         await update.result()
     except WorkflowUpdateRPCTimeoutOrCancelledError:
-        return await _signal(handle, slot, outcome)
+        return await _signal(client, handle, slot, outcome, update_id)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == _ANSWERED:
@@ -315,9 +318,17 @@ async def deliver_event(address: Mapping[str, str], outcome: EventOutcome, optio
     return True
 
 
-async def _signal(handle: WorkflowHandle[Any, Any], slot: str, outcome: EventOutcome) -> bool:
-    """No worker took the update in time: send the answer as a signal, unless the wait has one already."""
+async def _signal(
+    client: Client, handle: WorkflowHandle[Any, Any], slot: str, outcome: EventOutcome, update_id: str
+) -> bool:
+    """No worker took the update in time: send the answer as a signal, unless the wait has one already.
+
+    The update may still have been taken just after the call gave up: then its answer is in the history.
+    """
     description = await handle.describe()
+    first = await _first_answer_in_history(client, handle, slot)
+    if first is not None:
+        return first == update_id  # ours came first after all, or another answer did
     if description.status is not WorkflowExecutionStatus.RUNNING:
         if await _ended_in(handle, slot):
             return False
@@ -326,33 +337,32 @@ async def _signal(handle: WorkflowHandle[Any, Any], slot: str, outcome: EventOut
             "token addresses one workflow run; it ended, continued as new or was reset."
         )
     memo: Mapping[str, Any] = await description.memo()
-    if memo.get(_MEMO_PREFIX + slot) is True or await _answered_in_history(handle, slot):
+    if memo.get(_MEMO_PREFIX + slot) is True:  # ended without an answer from outside: timed out, or `ask` answered
         return False
     await handle.signal(SIGNAL_NAME, args=[slot, outcome.to_json()])  # pyright: ignore[reportUnknownMemberType]
     _LOG.info("No worker took the answer to %s within the update timeout; it was sent as a signal.", slot)
     return True
 
 
-async def _answered_in_history(handle: WorkflowHandle[Any, Any], slot: str) -> bool:
-    """Whether the workflow's history holds an answer to `slot`: a signal sent, or an update accepted."""
-    converter = handle._client.data_converter  # pyright: ignore[reportPrivateUsage]
+async def _first_answer_in_history(client: Client, handle: WorkflowHandle[Any, Any], slot: str) -> str | None:
+    """The first answer to `slot` in the workflow's history: an accepted update's id, `signal`, or `None`."""
     async for event in handle.fetch_history_events():
         if event.HasField("workflow_execution_signaled_event_attributes"):
             signalled = event.workflow_execution_signaled_event_attributes
             if signalled.signal_name != SIGNAL_NAME:
                 continue
-            payloads = signalled.input.payloads
+            payloads, answer = signalled.input.payloads, "signal"
         elif event.HasField("workflow_execution_update_accepted_event_attributes"):
-            accepted = event.workflow_execution_update_accepted_event_attributes.accepted_request.input
-            if accepted.name != UPDATE_NAME:
+            accepted = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if accepted.input.name != UPDATE_NAME:
                 continue
-            payloads = accepted.args.payloads
+            payloads, answer = accepted.input.args.payloads, accepted.meta.update_id
         else:
             continue
-        args = await converter.decode(payloads, [str, str])
+        args = await client.data_converter.decode(payloads, [str, str])
         if args and args[0] == slot:
-            return True
-    return False
+            return answer
+    return None
 
 
 async def _ended_in(handle: Any, slot: str) -> bool:
